@@ -1,0 +1,32 @@
+# Two commands do everything on a fresh machine:
+#   make run   - create .venv if missing, install, and run the whole pipeline on the embedded sample
+#   make test  - create .venv if missing, install, and run the test suite
+#
+# TORCH_SPEC picks the torch build installed before anything else; override it for your CUDA build,
+# e.g. `make run TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"`.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+test: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .checkpoints

@@ -1,0 +1,63 @@
+"""Atomic outputs: a stage writes to a temporary sibling and renames it into place only when complete.
+
+A stage killed half-way therefore leaves either the old output or none, never a half-written one that DVC
+could cache as complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path | str, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``final``; on success it replaces ``final``, on error it is deleted.
+
+    Args:
+        final: where the output must end up.
+        is_dir: create the temporary path as an (empty) directory for outputs that are folders.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    _remove(temporary)
+    if is_dir:
+        temporary.mkdir()
+    try:
+        yield temporary
+    except BaseException:
+        _remove(temporary)
+        raise
+    _remove(final)
+    os.replace(temporary, final)
+
+
+def write_text_atomic(path: Path | str, text: str) -> None:
+    """Write ``text`` (UTF-8, ``\\n`` line endings) to ``path`` atomically."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8", newline="\n")
+
+
+def write_json_atomic(path: Path | str, data: Any) -> None:
+    """Write ``data`` as indented, key-sorted JSON so that equal data gives byte-identical files."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write one JSON object per line (call inside :func:`atomic_path` for atomicity)."""
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")

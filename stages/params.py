@@ -1,0 +1,203 @@
+"""Typed, validated access to ``params.yaml``.
+
+Every stage validates the whole file before doing any work, so a typo in any section is caught at once,
+but it only *uses* (and only lists as a DVC dependency) the sections it needs.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from stages.errors import PipelineError
+
+DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+
+class Section(BaseModel):
+    """A params section: unknown keys are errors, so a misspelt key never silently falls back to a default."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class BaseParams(Section):
+    """Settings shared by every stage that touches a model."""
+
+    seed: int = Field(42, description="Seed for every random choice: splits, sampling, training.")
+    model: str = Field(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        description="Base model: a sentence-transformers name or a local path.",
+    )
+    query_prompt: str = Field("", description="Text put before every query (e.g. bge's instruction).")
+    document_prompt: str = Field("", description="Text put before every document.")
+    max_seq_length: int = Field(256, ge=8, description="Tokens kept per text when encoding.")
+    encode_batch_size: int = Field(64, ge=1, description="Texts per forward pass when encoding.")
+    device: str = Field("auto", description="'auto' (CUDA, then MPS, then CPU), or a torch device string.")
+    search_chunk_size: int = Field(
+        50_000, ge=1, description="Corpus rows scored at once in exact search; bounds memory, not results."
+    )
+
+
+class DataParams(Section):
+    """Where the dataset lives, in BEIR layout."""
+
+    dir: str = Field("data/sample", description="Dataset folder; a DVC dependency of the stages that read it.")
+    corpus: str = Field("corpus.jsonl", description="Corpus file inside `dir`: one {_id, title, text} per line.")
+    queries: str = Field("queries.jsonl", description="Queries file inside `dir`; may be absent (no labels).")
+    qrels: str = Field(
+        "qrels.tsv",
+        description="Judgements inside `dir`: a TSV split by `split`, or a folder of train/dev/test.tsv used as given.",
+    )
+
+
+class SplitParams(Section):
+    """How labelled queries are divided into train, dev and test."""
+
+    train_fraction: float = Field(0.6, ge=0.0, le=1.0)
+    dev_fraction: float = Field(0.1, ge=0.0, le=1.0)
+    test_fraction: float = Field(0.3, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def fractions_sum_to_one(self) -> "SplitParams":
+        total = self.train_fraction + self.dev_fraction + self.test_fraction
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train_fraction + dev_fraction + test_fraction must be 1, got {total:g}")
+        return self
+
+
+class SynthesizeParams(Section):
+    """Which sources of training pairs are used, and their filters."""
+
+    labelled: bool = Field(True, description="Pairs from the train split's labelled queries.")
+    title_to_text: bool = Field(True, description="Pairs of (document title, document text).")
+    sections: bool = Field(True, description="Pairs of (heading, section text) from Markdown/reST headings.")
+    first_sentence: bool = Field(True, description="Pairs of (first sentence, rest) for documents with no title.")
+    min_positive_chars: int = Field(50, ge=1, description="Shorter positives are dropped.")
+    min_anchor_chars: int = Field(5, ge=1, description="Shorter anchors are dropped.")
+    max_pairs_per_source: int = Field(0, ge=0, description="Seeded sample per source; 0 keeps all.")
+
+
+class MineNegativesParams(Section):
+    """Hard-negative mining with the base model."""
+
+    range_min: int = Field(10, ge=0, description="Skip this many top-ranked candidates (likely unlabelled positives).")
+    range_max: int = Field(50, ge=1, description="Consider candidates up to this rank.")
+    num_negatives: int = Field(1, ge=0, description="Negatives per pair; 0 disables mining.")
+    sampling: Literal["top", "random"] = Field("top", description="Take the best-ranked, or a seeded random draw.")
+
+    @model_validator(mode="after")
+    def window_is_ordered(self) -> "MineNegativesParams":
+        if self.range_max <= self.range_min:
+            raise ValueError(f"range_max ({self.range_max}) must be greater than range_min ({self.range_min})")
+        return self
+
+
+class TrainParams(Section):
+    """Fine-tuning with MultipleNegativesRankingLoss inside MatryoshkaLoss."""
+
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(32, ge=2, description="Pairs per batch; in-batch negatives grow with it.")
+    learning_rate: float = Field(2e-5, gt=0)
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    max_seq_length: int = Field(256, ge=8, description="Tokens kept per text while training.")
+    matryoshka_dims: list[int] = Field(default_factory=lambda: [384, 256, 128, 64])
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        "auto", description="'auto' picks bf16/fp16 on a GPU that supports it, fp32 on CPU."
+    )
+
+    @model_validator(mode="after")
+    def dims_are_positive(self) -> "TrainParams":
+        if any(d <= 0 for d in self.matryoshka_dims):
+            raise ValueError("matryoshka_dims must be positive integers")
+        return self
+
+
+class EvaluateParams(Section):
+    """Evaluation on the test split."""
+
+    top_k: int = Field(100, ge=1, description="Documents retrieved per query (the deepest metric cutoff).")
+
+
+class TruncateEvalParams(Section):
+    """Matryoshka truncation: quality at each embedding width."""
+
+    dims: list[int] = Field(default_factory=lambda: [384, 256, 128, 64, 32])
+
+    @model_validator(mode="after")
+    def dims_are_positive(self) -> "TruncateEvalParams":
+        if not self.dims or any(d <= 0 for d in self.dims):
+            raise ValueError("dims must be a non-empty list of positive integers")
+        return self
+
+
+class Params(Section):
+    """The whole ``params.yaml``."""
+
+    base: BaseParams = BaseParams()
+    data: DataParams = DataParams()
+    split: SplitParams = SplitParams()
+    synthesize: SynthesizeParams = SynthesizeParams()
+    mine_negatives: MineNegativesParams = MineNegativesParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    truncate_eval: TruncateEvalParams = TruncateEvalParams()
+
+
+def _known_keys(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:
+    """The field names valid at ``location`` (a pydantic error path) in the schema."""
+    for part in location:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def describe_validation_error(error: ValidationError, source: Path) -> str:
+    """One readable line per problem, each naming the dotted key path, with a 'did you mean' for typos."""
+    lines = []
+    for problem in error.errors():
+        location = problem["loc"]
+        key = ".".join(str(part) for part in location) or "(top level)"
+        if problem["type"] == "extra_forbidden":
+            known = _known_keys(Params, location[:-1])
+            guess = difflib.get_close_matches(str(location[-1]), known, n=1)
+            hint = f"; did you mean '{'.'.join([*map(str, location[:-1]), guess[0]])}'?" if guess else ""
+            lines.append(f"{source}: unknown key '{key}'{hint}")
+        else:
+            given = problem.get("input")
+            shown = "" if isinstance(given, dict) else f" (got {given!r})"
+            lines.append(f"{source}: key '{key}': {problem['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS_PATH) -> Params:
+    """Read and validate ``params.yaml``.
+
+    Args:
+        path: the params file. Missing sections take their defaults; unknown keys and wrong types fail.
+
+    Raises:
+        PipelineError: naming the file and each offending key path.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: params file not found") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise PipelineError(f"{where}: not valid YAML: {getattr(error, 'problem', error)}") from None
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{path}: expected a mapping of sections at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise PipelineError(describe_validation_error(error, path)) from None

@@ -1,0 +1,20 @@
+"""Where each stage reads and writes; ``dvc.yaml`` declares the same paths as deps and outs."""
+
+from pathlib import Path
+
+from stages.params import DataParams
+
+SPLIT_DIR = Path("data/split")
+PAIRS_DIR = Path("data/pairs")
+NEGATIVES_DIR = Path("data/negatives")
+BASE_EMBEDDINGS_DIR = Path("data/embeddings/base")
+FINETUNED_EMBEDDINGS_DIR = Path("data/embeddings/finetuned")
+FINETUNED_MODEL_DIR = Path("models/finetuned")
+CHECKPOINTS_DIR = Path(".checkpoints/train")
+METRICS_DIR = Path("metrics")
+SPLIT_NAMES = ("train", "dev", "test")
+
+
+def corpus_path(data: DataParams) -> Path:
+    """The corpus file of the configured dataset."""
+    return Path(data.dir) / data.corpus

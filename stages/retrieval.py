@@ -1,0 +1,142 @@
+"""Encoding with prompts, exact top-k search in bounded memory, and stored corpus embeddings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sentence_transformers import SentenceTransformer
+
+from stages.atomic import atomic_path
+
+Run = dict[str, dict[str, float]]
+"""A ranking: query id -> document id -> score."""
+
+
+def encode(
+    model: SentenceTransformer,
+    texts: list[str],
+    prompt: str = "",
+    batch_size: int = 64,
+    progress: bool = True,
+) -> np.ndarray:
+    """Encode texts to L2-normalised float32 vectors.
+
+    Args:
+        model: the encoder.
+        texts: what to encode.
+        prompt: text put before each input (a query or document instruction); empty for none.
+        batch_size: texts per forward pass.
+        progress: show a progress bar.
+    """
+    if not texts:
+        return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
+    vectors = model.encode(
+        texts,
+        prompt=prompt or None,
+        batch_size=batch_size,
+        show_progress_bar=progress,
+        convert_to_numpy=True,
+        normalize_embeddings=True,
+    )
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def normalise_rows(vectors: np.ndarray) -> np.ndarray:
+    """Scale each row to unit length (rows of zeros stay zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def exact_search(
+    queries: np.ndarray, corpus: np.ndarray, top_k: int, chunk_size: int = 50_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-k, scanning the corpus in chunks so memory is bounded by ``chunk_size``.
+
+    Ties are broken by corpus position, so results are deterministic.
+
+    Returns:
+        (indices, scores), each of shape (n_queries, min(top_k, n_docs)), best first.
+    """
+    top_k = min(top_k, corpus.shape[0])
+    best_scores = np.full((queries.shape[0], 0), -np.inf, dtype=np.float32)
+    best_indices = np.zeros((queries.shape[0], 0), dtype=np.int64)
+    for start in range(0, corpus.shape[0], chunk_size):
+        scores = queries @ corpus[start : start + chunk_size].T
+        keep = min(top_k, scores.shape[1])
+        part = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
+        best_scores = np.concatenate([best_scores, np.take_along_axis(scores, part, axis=1)], axis=1)
+        best_indices = np.concatenate([best_indices, part + start], axis=1)
+        order = np.lexsort((best_indices, -best_scores), axis=1)[:, :top_k]
+        best_scores = np.take_along_axis(best_scores, order, axis=1)
+        best_indices = np.take_along_axis(best_indices, order, axis=1)
+    return best_indices, best_scores
+
+
+def to_run(query_ids: list[str], doc_ids: list[str], indices: np.ndarray, scores: np.ndarray) -> Run:
+    """Turn search results into a ``Run`` keyed by ids."""
+    return {
+        query_id: {doc_ids[i]: float(s) for i, s in zip(indices[row], scores[row])}
+        for row, query_id in enumerate(query_ids)
+    }
+
+
+@dataclass
+class StoredEmbeddings:
+    """Corpus embeddings saved by one stage for reuse by others."""
+
+    vectors: np.ndarray
+    doc_ids: list[str]
+    info: dict
+
+
+def save_embeddings(folder: Path, stored: StoredEmbeddings) -> None:
+    """Write ``vectors.npy``, ``doc_ids.json`` and ``info.json`` (model, prompt, length) atomically."""
+    with atomic_path(folder, is_dir=True) as temporary:
+        np.save(temporary / "vectors.npy", stored.vectors, allow_pickle=False)
+        (temporary / "doc_ids.json").write_text(json.dumps(stored.doc_ids), encoding="utf-8")
+        (temporary / "info.json").write_text(json.dumps(stored.info, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def load_embeddings(folder: Path) -> StoredEmbeddings:
+    """Read embeddings written by :func:`save_embeddings`."""
+    return StoredEmbeddings(
+        vectors=np.load(folder / "vectors.npy", allow_pickle=False),
+        doc_ids=json.loads((folder / "doc_ids.json").read_text(encoding="utf-8")),
+        info=json.loads((folder / "info.json").read_text(encoding="utf-8")),
+    )
+
+
+def reciprocal_rank_fusion(runs: list[Run], top_k: int, k: int = 60) -> Run:
+    """Fuse rankings by summing 1 / (k + rank) over the runs (Cormack et al., 2009)."""
+    fused: Run = {}
+    for query_id in sorted({q for run in runs for q in run}):
+        totals: dict[str, float] = {}
+        for run in runs:
+            ranked = sorted(run.get(query_id, {}).items(), key=lambda item: (-item[1], item[0]))
+            for rank, (doc_id, _) in enumerate(ranked, start=1):
+                totals[doc_id] = totals.get(doc_id, 0.0) + 1.0 / (k + rank)
+        best = sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:top_k]
+        fused[query_id] = dict(best)
+    return fused
+
+
+def rank_corpus(
+    query_ids: list[str],
+    query_vectors: np.ndarray,
+    corpus: StoredEmbeddings,
+    top_k: int,
+    chunk_size: int = 50_000,
+    dim: int | None = None,
+) -> Run:
+    """Rank the stored corpus for each query vector, optionally truncated to the first ``dim`` dimensions.
+
+    Truncated vectors are re-normalised, as a Matryoshka model's prefixes are used in practice.
+    """
+    corpus_vectors = corpus.vectors
+    if dim is not None:
+        query_vectors, corpus_vectors = normalise_rows(query_vectors[:, :dim]), normalise_rows(corpus_vectors[:, :dim])
+    indices, scores = exact_search(query_vectors, corpus_vectors, top_k, chunk_size)
+    return to_run(query_ids, corpus.doc_ids, indices, scores)

@@ -1,0 +1,93 @@
+"""Stage `split`: divide the labelled queries into train/dev/test by query, seeded.
+
+Writes ``data/split/{train,dev,test}/queries.jsonl`` and ``qrels.tsv``. A dataset without labelled queries
+gets empty splits, so the rest of the pipeline still trains on synthesized pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from stages.atomic import atomic_path, write_jsonl
+from stages.data_io import Qrels, read_corpus, read_qrels, read_queries, relevant, write_qrels
+from stages.errors import PipelineError, run_stage
+from stages.params import DataParams, SplitParams, load_params
+from stages.paths import SPLIT_DIR, SPLIT_NAMES, corpus_path
+
+
+def split_query_ids(query_ids: list[str], split: SplitParams, seed: int) -> dict[str, list[str]]:
+    """Shuffle ids with ``seed`` and cut them by the split fractions; every id lands in exactly one split."""
+    shuffled = sorted(query_ids)
+    random.Random(seed).shuffle(shuffled)
+    n_train = round(len(shuffled) * split.train_fraction)
+    n_dev = round(len(shuffled) * split.dev_fraction)
+    if split.test_fraction == 0:
+        n_dev = len(shuffled) - n_train
+    return {
+        "train": sorted(shuffled[:n_train]),
+        "dev": sorted(shuffled[n_train : n_train + n_dev]),
+        "test": sorted(shuffled[n_train + n_dev :]),
+    }
+
+
+def subset(qrels: Qrels, query_ids: list[str]) -> Qrels:
+    """The judgements of the given queries only."""
+    return {q: qrels[q] for q in query_ids if q in qrels}
+
+
+def split_labelled(
+    data: DataParams, split: SplitParams, seed: int, corpus_ids: set[str], queries: dict[str, str]
+) -> dict[str, Qrels]:
+    """Per-split qrels: from a qrels folder's train/dev/test.tsv as given, or a single qrels file cut by query.
+
+    A folder without dev.tsv gets its dev split cut from train.tsv in the ratio of the dev and train fractions.
+    """
+    qrels_path = Path(data.dir) / data.qrels
+    if qrels_path.is_dir():
+        given = {
+            name: relevant(read_qrels(qrels_path / f"{name}.tsv", queries, corpus_ids))
+            for name in SPLIT_NAMES
+            if (qrels_path / f"{name}.tsv").exists()
+        }
+        if "test" not in given:
+            raise PipelineError(f"{qrels_path}: a qrels folder needs test.tsv (and train.tsv, dev.tsv optionally)")
+        train = given.get("train", {})
+        if "dev" not in given:
+            share = split.dev_fraction / max(split.dev_fraction + split.train_fraction, 1e-9)
+            cut = SplitParams(train_fraction=1 - share, dev_fraction=share, test_fraction=0.0)
+            ids = split_query_ids(list(train), cut, seed)
+            given["train"], given["dev"] = subset(train, ids["train"]), subset(train, ids["dev"])
+        overlap = set(given.get("train", {})) & set(given["test"])
+        if overlap:
+            raise PipelineError(f"{qrels_path}: {len(overlap)} queries are in both train.tsv and test.tsv, e.g. '{min(overlap)}'")
+        return {name: given.get(name, {}) for name in SPLIT_NAMES}
+    qrels = relevant(read_qrels(qrels_path, queries, corpus_ids))
+    ids = split_query_ids(list(qrels), split, seed)
+    return {name: subset(qrels, ids[name]) for name in SPLIT_NAMES}
+
+
+def main() -> None:
+    params = load_params()
+    data = params.data
+    corpus = read_corpus(corpus_path(data))
+    queries_path, qrels_path = Path(data.dir) / data.queries, Path(data.dir) / data.qrels
+    if not queries_path.exists() and not qrels_path.exists():
+        print(f"split: no labelled queries in {data.dir} (no {data.queries} or {data.qrels}); writing empty splits")
+        queries: dict[str, str] = {}
+        splits: dict[str, Qrels] = {name: {} for name in SPLIT_NAMES}
+    else:
+        queries = read_queries(queries_path)
+        splits = split_labelled(data, params.split, params.base.seed, set(corpus), queries)
+    with atomic_path(SPLIT_DIR, is_dir=True) as out:
+        for name, qrels in splits.items():
+            (out / name).mkdir()
+            write_jsonl(out / name / "queries.jsonl", [{"_id": q, "text": queries[q]} for q in sorted(qrels)])
+            write_qrels(out / name / "qrels.tsv", qrels)
+    counts = {name: len(qrels) for name, qrels in splits.items()}
+    print(f"split: {len(corpus)} documents; queries per split {json.dumps(counts)}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,79 @@
+"""Shared fixtures: a tiny BERT sentence-transformers model built offline, and a tiny BEIR dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+TINY_DOCS = [
+    ("json.dumps", "Serialize an object to a JSON formatted string. Use indent for pretty printing and sort_keys for stable output."),
+    ("json.loads", "Deserialize a str or bytes instance containing a JSON document to a Python object, parsing numbers and strings."),
+    ("os.path.join", "Join one or more path components intelligently, inserting the separator between components as needed."),
+    ("os.listdir", "Return a list containing the names of the entries in the directory given by path, in arbitrary order."),
+    ("re.compile", "Compile a regular expression pattern into a pattern object, which can be used for matching with its methods."),
+    ("re.sub", "Return the string obtained by replacing the leftmost non-overlapping occurrences of the pattern in string."),
+    ("math.sqrt", "Return the square root of x. The argument must be a non-negative number; complex results need cmath."),
+    ("random.shuffle", "Shuffle the sequence x in place using the module's generator. To shuffle an immutable sequence, use sample."),
+    ("time.sleep", "Suspend execution of the calling thread for the given number of seconds, which may be a float for precision."),
+    ("shutil.copy", "Copy the file src to the file or directory dst, including the permission bits, and return the new path."),
+    ("csv.reader", "Return a reader object that iterates over lines in the given csvfile, splitting each into a list of strings."),
+    ("zipfile.ZipFile", "Open a ZIP file for reading, writing or appending members, with optional compression of each member stored."),
+]
+TINY_QUERIES = [
+    "convert a value to JSON text", "parse JSON text", "combine path parts", "list files in a folder",
+    "build a regex object", "replace matches of a pattern", "square root of a number", "randomly reorder a list",
+    "pause the program", "copy a file to another place", "read comma separated values", "open a zip archive",
+]
+
+
+def write_tiny_dataset(folder: Path, with_labels: bool = True) -> Path:
+    """Write a 12-document BEIR dataset (one query per document) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as f:
+        for name, text in TINY_DOCS:
+            f.write(json.dumps({"_id": name, "title": name, "text": text}) + "\n")
+    if with_labels:
+        with open(folder / "queries.jsonl", "w", encoding="utf-8") as f:
+            for number, text in enumerate(TINY_QUERIES):
+                f.write(json.dumps({"_id": f"q{number}", "text": text}) + "\n")
+        with open(folder / "qrels.tsv", "w", encoding="utf-8") as f:
+            f.write("query-id\tcorpus-id\tscore\n")
+            for number, (name, _) in enumerate(TINY_DOCS):
+                f.write(f"q{number}\t{name}\t1\n")
+    return folder
+
+
+def build_tiny_model(folder: Path) -> Path:
+    """Save a 2-layer, 64-wide BERT sentence-transformers model with the packaged MiniLM tokenizer."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from stages.models import resolve_model_path
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("sentence-transformers/all-MiniLM-L6-v2"))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=128, max_position_embeddings=512)
+    raw = folder / "raw"
+    BertModel(config).save_pretrained(raw)
+    tokenizer.save_pretrained(raw)
+    transformer = Transformer(str(raw), max_seq_length=64)
+    model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean"), Normalize()], device="cpu")
+    model.save(str(folder / "model"))
+    return folder / "model"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    """Path of a tiny sentence-transformers model (64-dim), built once per test session."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    """A tiny labelled BEIR dataset folder."""
+    return write_tiny_dataset(tmp_path / "dataset")

@@ -1,0 +1,137 @@
+"""End to end: the real `dvc repro` on a copy of the template, with a tiny model and tiny data.
+
+Checks the metrics files, that a second `dvc repro` runs nothing, that changing a `truncate_eval` param
+reruns only that stage, and that `dvc metrics diff` shows the numbers moving between two runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import write_tiny_dataset
+
+TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
+STAGE_NAMES = ["split", "synthesize", "mine_negatives", "train", "evaluate", "truncate_eval"]
+METRIC_KEYS = {"ndcg@10", "mrr@10", "map@100", "recall@1", "recall@10", "recall@100", "precision@10"}
+
+
+def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command with the test interpreter's bin folder first on PATH (so `python` and `dvc` resolve)."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@example.invalid", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{command} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def stages_run(output: str) -> list[str]:
+    """Names of the stages that `dvc repro` actually ran, from its output."""
+    return [name for name in STAGE_NAMES if f"Running stage '{name}'" in output]
+
+
+def set_params(repo: Path, updates: dict[str, dict]) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for section, values in updates.items():
+        params[section].update(values)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def make_template_copy(destination: Path, model_path: Path, with_labels: bool = True) -> Path:
+    """Copy the template's pipeline files into a fresh git + DVC repo with tiny data and params."""
+    destination.mkdir()
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(TEMPLATE_ROOT / name, destination / name)
+    shutil.copytree(TEMPLATE_ROOT / "stages", destination / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    write_tiny_dataset(destination / "data" / "sample", with_labels=with_labels)
+    set_params(destination, {
+        "base": {"model": str(model_path), "max_seq_length": 64, "encode_batch_size": 16},
+        "split": {"train_fraction": 0.5, "dev_fraction": 0.1, "test_fraction": 0.4},
+        "mine_negatives": {"range_min": 1, "range_max": 6, "num_negatives": 1},
+        "train": {"batch_size": 4, "max_seq_length": 64, "matryoshka_dims": [64, 32], "epochs": 1},
+        "truncate_eval": {"dims": [64, 32]},
+    })
+    run(["git", "init", "-q"], destination)
+    run(["dvc", "init", "-q"], destination)
+    run(["dvc", "config", "core.analytics", "false"], destination)
+    return destination
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, tiny_model_path) -> Path:
+    return make_template_copy(tmp_path_factory.mktemp("e2e") / "project", tiny_model_path)
+
+
+def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path) -> None:
+    result = run(["dvc", "repro"], repo)
+    assert stages_run(result.stdout) == STAGE_NAMES
+
+    evaluate = json.loads((repo / "metrics" / "evaluate.json").read_text())
+    assert evaluate["test_queries"] > 0
+    for system in ("base", "finetuned", "bm25", "hybrid", "delta_finetuned_vs_base"):
+        assert set(evaluate[system]) == METRIC_KEYS, system
+    for key in METRIC_KEYS:
+        assert 0.0 <= evaluate["finetuned"][key] <= 1.0
+        assert evaluate["delta_finetuned_vs_base"][key] == pytest.approx(evaluate["finetuned"][key] - evaluate["base"][key], abs=1e-5)
+    assert evaluate["bm25"]["recall@100"] > 0
+
+    truncate = json.loads((repo / "metrics" / "truncate.json").read_text())
+    for system in ("base", "finetuned"):
+        assert set(truncate[system]) == {"64", "32"}
+        assert set(truncate[system]["32"]) == METRIC_KEYS
+    assert truncate["base"]["64"] == pytest.approx(evaluate["base"])
+
+    for name in ("train", "dev", "test"):
+        assert (repo / "data" / "split" / name / "qrels.tsv").exists()
+    negatives = [json.loads(line) for line in (repo / "data" / "negatives" / "negatives.jsonl").read_text().splitlines()]
+    assert negatives and all({"anchor", "positive", "negative_1"} <= set(row) for row in negatives)
+
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(repo / "models" / "finetuned"), device="cpu")
+    assert model.encode(["hello"]).shape == (1, 64)
+    assert not (repo / ".checkpoints" / "train").exists()
+
+
+def test_second_repro_runs_nothing(repo: Path) -> None:
+    result = run(["dvc", "repro"], repo)
+    assert stages_run(result.stdout) == []
+    assert "dvc.yaml" in run(["dvc", "status"], repo).stdout or "up to date" in run(["dvc", "status"], repo).stdout
+
+
+def test_truncate_param_reruns_only_truncate_eval(repo: Path) -> None:
+    set_params(repo, {"truncate_eval": {"dims": [64, 32, 16]}})
+    result = run(["dvc", "repro"], repo)
+    assert stages_run(result.stdout) == ["truncate_eval"]
+    truncate = json.loads((repo / "metrics" / "truncate.json").read_text())
+    assert set(truncate["finetuned"]) == {"64", "32", "16"}
+
+
+def test_metrics_diff_shows_changes_between_runs(repo: Path) -> None:
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "first run"], repo)
+    set_params(repo, {"base": {"max_seq_length": 24}, "train": {"learning_rate": 1e-3}})
+    result = run(["dvc", "repro"], repo)
+    assert stages_run(result.stdout) == ["mine_negatives", "train", "evaluate", "truncate_eval"]
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
+    changed = diff["metrics/evaluate.json"]
+    assert any(key.startswith("base.") for key in changed), changed
+    assert any(key.startswith("finetuned.") for key in changed), changed
+
+
+def test_corpus_without_labels_trains_and_says_so(tmp_path: Path, tiny_model_path: Path) -> None:
+    project = make_template_copy(tmp_path / "unlabelled", tiny_model_path, with_labels=False)
+    result = run(["dvc", "repro"], project)
+    assert stages_run(result.stdout) == STAGE_NAMES
+    assert "no labelled test queries" in result.stdout
+    assert json.loads((project / "metrics" / "evaluate.json").read_text())["test_queries"] == 0
+    assert (project / "models" / "finetuned" / "modules.json").exists()
