@@ -9,6 +9,7 @@ from stages.data_io import Document
 
 MARKDOWN_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(?P<title>.+?)\s*#*\s*$")
 RST_UNDERLINE = re.compile(r"^\s*([=\-~^\"'`#*+:.])\1{2,}\s*$")
+CODE_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'`])")
 
 
@@ -25,6 +26,17 @@ class Pair:
         return {"anchor": self.anchor, "positive": self.positive, "positive_id": self.positive_id, "source": self.source}
 
 
+def is_underlined_title(lines: list[str], index: int) -> bool:
+    """True when ``lines[index]`` is text followed by a reST adornment line at least as long."""
+    return (
+        index + 1 < len(lines)
+        and bool(lines[index].strip())
+        and not RST_UNDERLINE.match(lines[index])
+        and bool(RST_UNDERLINE.match(lines[index + 1]))
+        and len(lines[index + 1].strip()) >= len(lines[index].strip())
+    )
+
+
 def split_sections(text: str) -> list[tuple[str, str]]:
     """Split text at Markdown ('# Heading') and reStructuredText (underlined) headings.
 
@@ -33,21 +45,22 @@ def split_sections(text: str) -> list[tuple[str, str]]:
     """
     lines = text.splitlines()
     sections: list[tuple[str, list[str]]] = []
+    in_fence = False
     index = 0
     while index < len(lines):
         line = lines[index]
-        markdown = MARKDOWN_HEADING.match(line)
-        underlined = (
-            index + 1 < len(lines)
-            and line.strip()
-            and RST_UNDERLINE.match(lines[index + 1])
-            and len(lines[index + 1].strip()) >= len(line.strip())
-        )
+        if CODE_FENCE.match(line):
+            in_fence = not in_fence
+        markdown = not in_fence and MARKDOWN_HEADING.match(line)
+        underlined = not in_fence and is_underlined_title(lines, index)
+        overline = not in_fence and RST_UNDERLINE.match(line) and is_underlined_title(lines, index + 1)
         if markdown:
             sections.append((markdown.group("title").strip(), []))
         elif underlined:
             sections.append((line.strip(), []))
             index += 1
+        elif overline:
+            pass  # the overline of an over-and-underlined reST title belongs to the title, not the body above
         elif sections:
             sections[-1][1].append(line)
         index += 1

@@ -15,7 +15,7 @@ import numpy as np
 
 from stages.atomic import atomic_path, write_json_atomic, write_jsonl
 from stages.data_io import Document, read_corpus, read_records
-from stages.errors import run_stage
+from stages.errors import PipelineError, run_stage
 from stages.models import load_model
 from stages.params import BaseParams, MineNegativesParams, load_params
 from stages.paths import BASE_EMBEDDINGS_DIR, METRICS_DIR, NEGATIVES_DIR, PAIRS_DIR, corpus_path
@@ -83,13 +83,27 @@ def mine_hard_negatives(
     indices, _ = exact_search(np.stack([anchor_vectors[a] for a in anchors]), corpus_vectors, settings.range_max, chunk_size)
     ranked = dict(zip(anchors, indices.tolist()))
     positives = positives_by_anchor(pairs)
-    rng = random.Random(seed)
-    rows, topped_up, negative_scores, positive_scores = [], 0, [], []
+    positive_texts: dict[str, set[str]] = defaultdict(set)
     for pair in pairs:
+        positive_texts[pair["anchor"]].add(pair["positive"].strip())
+    rng = random.Random(seed)
+    rows, from_window, topped_up, negative_scores, positive_scores = [], 0, 0, [], []
+    for pair in pairs:
+        # Exclude every labelled positive of the anchor, and any document that repeats one of their texts.
         excluded = {row_of[d] for d in positives[pair["anchor"]] if d in row_of}
-        excluded |= set(text_rows.get(pair["positive"].strip(), []))
+        for doc_id in positives[pair["anchor"]]:
+            if doc_id in row_of:
+                excluded |= set(text_rows[corpus[doc_id].full_text.strip()])
+        for text in positive_texts[pair["anchor"]]:
+            excluded |= set(text_rows.get(text, []))
         chosen, filled = choose_negatives(ranked[pair["anchor"]], excluded, settings, len(doc_ids), rng)
+        if len(chosen) < settings.num_negatives:
+            raise PipelineError(
+                f"params.yaml: mine_negatives.num_negatives is {settings.num_negatives}, but the corpus has only "
+                f"{len(chosen)} documents that are not positives of the anchor {pair['anchor'][:60]!r}; lower it"
+            )
         topped_up += filled
+        from_window += len(chosen) - filled
         anchor_vector = anchor_vectors[pair["anchor"]]
         negative_scores += [float(corpus_vectors[row] @ anchor_vector) for row in chosen]
         if pair["positive_id"] in row_of:
@@ -97,11 +111,10 @@ def mine_hard_negatives(
         row = {"anchor": pair["anchor"], "positive": pair["positive"], "source": pair["source"]}
         row.update({f"negative_{i + 1}": corpus[doc_ids[r]].full_text for i, r in enumerate(chosen)})
         rows.append(row)
-    total = len(pairs) * settings.num_negatives
     report = {
         "pairs": len(rows),
         "negatives_per_pair": settings.num_negatives,
-        "negatives_from_window": total - topped_up,
+        "negatives_from_window": from_window,
         "negatives_random_topup": topped_up,
         "mean_negative_score": round(float(np.mean(negative_scores)), 6) if negative_scores else 0.0,
         "mean_positive_document_score": round(float(np.mean(positive_scores)), 6) if positive_scores else 0.0,

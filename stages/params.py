@@ -118,9 +118,19 @@ class TrainParams(Section):
 
 
 class EvaluateParams(Section):
-    """Evaluation on the test split."""
+    """Evaluation on the test split, the paired statistics, and the verdict's thresholds."""
 
     top_k: int = Field(100, ge=1, description="Documents retrieved per query (the deepest metric cutoff).")
+    bootstrap_resamples: int = Field(2000, ge=100, description="Resamples for the bootstrap interval and the randomisation test.")
+    ship_min_ci_low: float = Field(
+        0.0, description="Verdict 'ship' needs the 95% CI of the nDCG@10 gain over base to have its lower bound above this."
+    )
+    regression_tolerance: float = Field(
+        0.0, ge=0.0, description="Verdict 'regression' when the nDCG@10 difference to base is below minus this."
+    )
+    leak_relative_gain: float = Field(
+        0.5, gt=0.0, description="A relative nDCG@10 gain above this is flagged as a likely train/test leak."
+    )
 
 
 class TruncateEvalParams(Section):

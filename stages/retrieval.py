@@ -50,6 +50,20 @@ def normalise_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+def top_rows_stable(scores: np.ndarray, keep: int) -> np.ndarray:
+    """Column indices of each row's ``keep`` highest scores, ties at the cut-off going to the lower index.
+
+    ``argpartition`` is linear but picks arbitrarily among ties at the k-th place; rows that have such a tie
+    (rare with float scores) are redone with a stable sort.
+    """
+    part = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
+    kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
+    tied_rows = np.flatnonzero((scores >= kth).sum(axis=1) > keep)
+    if tied_rows.size:
+        part[tied_rows] = np.argsort(-scores[tied_rows], axis=1, kind="stable")[:, :keep]
+    return part
+
+
 def exact_search(
     queries: np.ndarray, corpus: np.ndarray, top_k: int, chunk_size: int = 50_000
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +80,7 @@ def exact_search(
     for start in range(0, corpus.shape[0], chunk_size):
         scores = queries @ corpus[start : start + chunk_size].T
         keep = min(top_k, scores.shape[1])
-        part = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
+        part = top_rows_stable(scores, keep)
         best_scores = np.concatenate([best_scores, np.take_along_axis(scores, part, axis=1)], axis=1)
         best_indices = np.concatenate([best_indices, part + start], axis=1)
         order = np.lexsort((best_indices, -best_scores), axis=1)[:, :top_k]

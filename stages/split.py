@@ -54,14 +54,17 @@ def split_labelled(
         if "test" not in given:
             raise PipelineError(f"{qrels_path}: a qrels folder needs test.tsv (and train.tsv, dev.tsv optionally)")
         train = given.get("train", {})
+        for other in ("train", "dev"):
+            overlap = set(given.get(other, {})) & set(given["test"])
+            if overlap:
+                raise PipelineError(
+                    f"{qrels_path}: {len(overlap)} queries are in both {other}.tsv and test.tsv, e.g. '{min(overlap)}'"
+                )
         if "dev" not in given:
             share = split.dev_fraction / max(split.dev_fraction + split.train_fraction, 1e-9)
             cut = SplitParams(train_fraction=1 - share, dev_fraction=share, test_fraction=0.0)
             ids = split_query_ids(list(train), cut, seed)
             given["train"], given["dev"] = subset(train, ids["train"]), subset(train, ids["dev"])
-        overlap = set(given.get("train", {})) & set(given["test"])
-        if overlap:
-            raise PipelineError(f"{qrels_path}: {len(overlap)} queries are in both train.tsv and test.tsv, e.g. '{min(overlap)}'")
         return {name: given.get(name, {}) for name in SPLIT_NAMES}
     qrels = relevant(read_qrels(qrels_path, queries, corpus_ids))
     ids = split_query_ids(list(qrels), split, seed)

@@ -30,6 +30,9 @@ def training_columns(rows: list[dict]) -> dict[str, list[str]]:
         raise PipelineError(f"{NEGATIVES_DIR / 'negatives.jsonl'}: no training rows")
     negatives = sorted((k for k in rows[0] if k.startswith("negative_")), key=lambda k: int(k.split("_")[1]))
     columns = ["anchor", "positive", *negatives]
+    for number, row in enumerate(rows, start=1):
+        if sorted(k for k in row if k in columns or k.startswith("negative_")) != sorted(columns):
+            raise PipelineError(f"{NEGATIVES_DIR / 'negatives.jsonl'}:{number}: expected columns {columns}, got {sorted(row)}")
     return {column: [row[column] for row in rows] for column in columns}
 
 
