@@ -78,7 +78,11 @@ class SynthesizeParams(Section):
     first_sentence: bool = Field(True, description="Pairs of (first sentence, rest) for documents with no title.")
     min_positive_chars: int = Field(50, ge=1, description="Shorter positives are dropped.")
     min_anchor_chars: int = Field(5, ge=1, description="Shorter anchors are dropped.")
-    max_pairs_per_source: int = Field(0, ge=0, description="Seeded sample per source; 0 keeps all.")
+    max_structure_pairs_per_source: int = Field(
+        2000, ge=0,
+        description="Seeded sample of at most this many pairs per corpus-structure source (title, section, "
+        "first_sentence); labelled pairs are always kept whole. 0 keeps all.",
+    )
 
 
 class MineNegativesParams(Section):

@@ -63,15 +63,26 @@ def quality_filter(pairs: list[Pair], settings: SynthesizeParams, held_out_queri
     return kept, dropped
 
 
-def sample_per_source(pairs: list[Pair], limit: int, seed: int) -> list[Pair]:
-    """Keep at most ``limit`` pairs of each source (a seeded sample); 0 keeps everything."""
+def sample_per_source(pairs: list[Pair], limit: int, seed: int, uncapped: frozenset[str] = frozenset()) -> list[Pair]:
+    """Keep at most ``limit`` pairs of each source (a seeded sample); 0 keeps everything.
+
+    Args:
+        pairs: the pairs, of any sources.
+        limit: the most pairs kept per source.
+        seed: seeds the sample.
+        uncapped: sources kept whole whatever the limit.
+    """
     if limit == 0:
         return pairs
     by_source: dict[str, list[Pair]] = {}
     for pair in pairs:
         by_source.setdefault(pair.source, []).append(pair)
     rng = random.Random(seed)
-    return [p for source in sorted(by_source) for p in (by_source[source] if len(by_source[source]) <= limit else rng.sample(by_source[source], limit))]
+    kept = []
+    for source in sorted(by_source):
+        group = by_source[source]
+        kept += group if source in uncapped or len(group) <= limit else rng.sample(group, limit)
+    return kept
 
 
 def synthesize_pairs(
@@ -92,7 +103,8 @@ def synthesize_pairs(
     if settings.first_sentence:
         candidates += first_sentence_pairs(corpus)
     kept, dropped = quality_filter(candidates, settings, held_out_queries)
-    kept = sorted(sample_per_source(kept, settings.max_pairs_per_source, seed), key=lambda p: (p.source, p.anchor, p.positive_id, p.positive))
+    kept = sample_per_source(kept, settings.max_structure_pairs_per_source, seed, uncapped=frozenset({"labelled"}))
+    kept = sorted(kept, key=lambda p: (p.source, p.anchor, p.positive_id, p.positive))
     report = {
         "candidates": dict(sorted(Counter(p.source for p in candidates).items())),
         "kept": dict(sorted(Counter(p.source for p in kept).items())),

@@ -143,9 +143,18 @@ def test_synthesize_pairs_sources_can_be_disabled():
 
 def test_synthesize_pairs_max_per_source():
     corpus = {f"d{i}": Document(f"d{i}", f"Title number {i}", LONG) for i in range(8)}
-    capped = settings(labelled=False, max_pairs_per_source=3)
+    capped = settings(labelled=False, max_structure_pairs_per_source=3)
     pairs, report = synthesize_pairs(corpus, ({}, {}), set(), capped, seed=0)
     assert report["kept"] == {"title": 3}
     assert len(pairs) == 3
     assert pairs == sorted(pairs, key=lambda p: (p.source, p.anchor, p.positive_id, p.positive))
     assert pairs == synthesize_pairs(corpus, ({}, {}), set(), capped, seed=0)[0]
+
+
+def test_labelled_pairs_are_never_capped():
+    corpus = {f"d{i}": Document(f"d{i}", f"Title number {i}", LONG) for i in range(8)}
+    queries = {f"q{i}": f"query number {i}" for i in range(8)}
+    qrels = {f"q{i}": {f"d{i}": 1} for i in range(8)}
+    capped = settings(max_structure_pairs_per_source=3, sections=False, first_sentence=False)
+    _, report = synthesize_pairs(corpus, (queries, qrels), set(), capped, seed=0)
+    assert report["kept"] == {"labelled": 8, "title": 3}
