@@ -6,6 +6,7 @@ Every reader reports a problem with the file and line it is on, as a :class:`Dat
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,11 @@ from stages.errors import DataFileError
 
 Qrels = dict[str, dict[str, int]]
 """Relevance judgements: query id -> document id -> graded relevance (> 0 is relevant)."""
+
+
+def normalise_text(text: str) -> str:
+    """Lower-case and collapse whitespace: the form in which queries and anchors are compared."""
+    return re.sub(r"\s+", " ", text).strip().lower()
 
 
 @dataclass(frozen=True)
@@ -134,9 +140,12 @@ def read_qrels(path: Path, query_ids: set[str] | dict | None = None, doc_ids: se
             raise DataFileError(path, f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(cells)}", number)
         query_id, doc_id, score_text = (cell.strip() for cell in cells)
         try:
-            score = int(float(score_text))
+            value = float(score_text)
         except ValueError:
-            raise DataFileError(path, f"score '{score_text}' is not a number", number) from None
+            value = float("nan")
+        if not value.is_integer():  # "2.0" is a grade some exports write; "0.5" or "high" is not
+            raise DataFileError(path, f"score '{score_text}' is not an integer relevance grade", number)
+        score = int(value)
         if query_ids is not None and query_id not in query_ids:
             raise DataFileError(path, f"unknown query id '{query_id}'", number)
         if doc_ids is not None and doc_id not in doc_ids:

@@ -1,48 +1,60 @@
 """Stage `evaluate`: base vs fine-tuned vs BM25 vs hybrid on the test split, with paired statistics and a verdict.
 
-Writes ``metrics/evaluate.json`` (mean metrics per system, fine-tuned minus base, the paired comparisons and
-the verdict), ``metrics/evaluate_per_query.csv``, and the fine-tuned model's corpus embeddings, which
-`truncate_eval` reuses. The base model's corpus embeddings come from `mine_negatives`, not recomputed.
+Writes ``metrics/evaluate.json`` (mean metrics per system, fine-tuned minus base, paired comparisons, a
+leakage check and the verdict), ``metrics/evaluate_per_query.csv``, the Recall@k curve for `dvc plots`, and
+the fine-tuned model's corpus embeddings, which `truncate_eval` reuses. The base model's corpus embeddings
+come from `mine_negatives` and are not recomputed.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from stages.atomic import atomic_path, write_json_atomic
-from stages.data_io import Document, read_corpus, read_split
+from stages.atomic import write_json_atomic, write_text_atomic
+from stages.data_io import Document, read_corpus, read_records, read_split
 from stages.errors import run_stage
 from stages.ir_metrics import mean_metrics, metric_deltas, per_query_metrics
+from stages.leakage import count_leaks
 from stages.lexical import bm25_run
 from stages.models import load_model
 from stages.params import BaseParams, EvaluateParams, load_params
-from stages.paths import BASE_EMBEDDINGS_DIR, FINETUNED_EMBEDDINGS_DIR, FINETUNED_MODEL_DIR, METRICS_DIR, SPLIT_DIR, corpus_path
-from stages.retrieval import Run, StoredEmbeddings, encode, load_embeddings, rank_corpus, reciprocal_rank_fusion, save_embeddings
+from stages.paths import (BASE_EMBEDDINGS_DIR, FINETUNED_EMBEDDINGS_DIR, FINETUNED_MODEL_DIR, METRICS_DIR, PAIRS_DIR,
+                          PLOTS_DIR, SPLIT_DIR, corpus_path)
+from stages.retrieval import (Run, StoredEmbeddings, encode, load_embeddings, normalise_rows, rank_corpus,
+                              reciprocal_rank_fusion, save_embeddings)
 from stages.statistics import compare_systems
 
-HEADLINE = "ndcg@10"
 COMPARISONS = (("finetuned", "base"), ("finetuned", "bm25"), ("hybrid", "base"))
+RECALL_CURVE_KS = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500, 1000)
+
+
+def retrieval_depth(settings: EvaluateParams, corpus_size: int) -> int:
+    """The deepest cutoff, clipped (with a warning) to the corpus size."""
+    if settings.depth > corpus_size:
+        print(f"evaluate: warning: metric cutoff {settings.depth} exceeds the corpus ({corpus_size} documents); "
+              f"ranking all {corpus_size}")
+        return corpus_size
+    return settings.depth
 
 
 def system_runs(
-    queries: dict[str, str], corpus: dict[str, Document], finetuned, finetuned_corpus: StoredEmbeddings,
-    base: BaseParams, settings: EvaluateParams,
+    query_ids: list[str], query_texts: list[str], query_vectors: dict[str, np.ndarray], corpus: dict[str, Document],
+    stored: dict[str, StoredEmbeddings], settings: EvaluateParams, depth: int, chunk_size: int,
 ) -> dict[str, Run]:
-    """Rankings of the test queries by every system: base, fine-tuned, BM25, and fine-tuned + BM25 fused."""
-    query_ids = sorted(queries)
-    query_texts = [queries[q] for q in query_ids]
-    base_model = load_model(base.model, base.device, base.max_seq_length)
-    runs = {}
-    for name, model, stored in (("base", base_model, load_embeddings(BASE_EMBEDDINGS_DIR)), ("finetuned", finetuned, finetuned_corpus)):
-        vectors = encode(model, query_texts, base.query_prompt, base.encode_batch_size, progress=False)
-        runs[name] = rank_corpus(query_ids, vectors, stored, settings.top_k, base.search_chunk_size)
-    runs["bm25"] = bm25_run(list(corpus), [d.full_text for d in corpus.values()], query_ids, query_texts, settings.top_k)
-    runs["hybrid"] = reciprocal_rank_fusion([runs["finetuned"], runs["bm25"]], settings.top_k)
+    """Rankings by every system: base, fine-tuned, BM25, fine-tuned + BM25 fused, and optionally base ⊕ fine-tuned."""
+    runs = {name: rank_corpus(query_ids, query_vectors[name], stored[name], depth, chunk_size) for name in ("base", "finetuned")}
+    runs["bm25"] = bm25_run(list(corpus), [d.full_text for d in corpus.values()], query_ids, query_texts, depth)
+    runs["hybrid"] = reciprocal_rank_fusion([runs["finetuned"], runs["bm25"]], depth)
+    if settings.concatenated:
+        joined = StoredEmbeddings(normalise_rows(np.hstack([stored["base"].vectors, stored["finetuned"].vectors])),
+                                  stored["base"].doc_ids, {"model": "base+finetuned"})
+        joined_queries = normalise_rows(np.hstack([query_vectors["base"], query_vectors["finetuned"]]))
+        runs["concatenated"] = rank_corpus(query_ids, joined_queries, joined, depth, chunk_size)
     return runs
 
 
 def decide_verdict(comparison: dict, base_score: float, settings: EvaluateParams) -> dict:
-    """'ship' if the gain's CI lower bound clears the threshold, 'regression' if it falls below, else 'marginal'."""
+    """'regression' if worse than base beyond the tolerance, 'ship' if the CI's lower bound clears the bar, else 'marginal'."""
     if comparison["difference"] < -settings.regression_tolerance:
         verdict = "regression"
     elif comparison["ci_low"] > settings.ship_min_ci_low:
@@ -65,29 +77,42 @@ def per_query_table(per_query: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def recall_curve(qrels, runs: dict[str, Run], depth: int) -> str:
+    """CSV of mean Recall@k for each k up to the retrieval depth, one column per system (for `dvc plots`)."""
+    ks = [k for k in RECALL_CURVE_KS if k <= depth]
+    means = {name: mean_metrics(per_query_metrics(qrels, run, tuple(f"R@{k}" for k in ks))) for name, run in runs.items()}
+    lines = [",".join(["k", *runs])]
+    lines += [",".join([str(k), *(f"{means[name][f'recall@{k}']:.6f}" for name in runs)]) for k in ks]
+    return "\n".join(lines) + "\n"
+
+
 def evaluation_report(per_query: dict[str, dict[str, dict[str, float]]], settings: EvaluateParams, seed: int) -> dict:
-    """Means per system, fine-tuned minus base, paired comparisons on nDCG@10, and the verdict."""
+    """Means per system, fine-tuned minus base, paired comparisons on the headline metric, and the verdict."""
     means = {name: mean_metrics(rows) for name, rows in per_query.items()}
     query_ids = sorted(per_query["base"])
-    scores = {name: np.array([rows[q][HEADLINE] for q in query_ids]) for name, rows in per_query.items()}
+    scores = {name: np.array([rows[q][settings.headline] for q in query_ids]) for name, rows in per_query.items()}
     comparisons = {
         f"{new}_vs_{old}": compare_systems(scores[new], scores[old], settings.bootstrap_resamples, seed)
         for new, old in COMPARISONS
     }
-    verdict = decide_verdict(comparisons["finetuned_vs_base"], means["base"][HEADLINE], settings)
+    verdict = decide_verdict(comparisons["finetuned_vs_base"], means["base"][settings.headline], settings)
     return {"test_queries": len(query_ids), **means, "delta_finetuned_vs_base": metric_deltas(means["finetuned"], means["base"]),
             "comparisons": comparisons, **verdict}
 
 
-def announce(report: dict) -> None:
-    """Print the table and the verdict; a regression or a suspected leak is printed loudly."""
-    for name in ("base", "finetuned", "bm25", "hybrid"):
-        print(f"evaluate: {name:<10} " + "  ".join(f"{k}={v:.4f}" for k, v in report[name].items()))
+def announce(report: dict, headline: str) -> None:
+    """Print the table, the leakage counts and the verdict; a regression or a suspected leak is printed loudly."""
+    for name in [k for k in ("base", "finetuned", "bm25", "hybrid", "concatenated") if k in report]:
+        print(f"evaluate: {name:<12} " + "  ".join(f"{k}={v:.4f}" for k, v in report[name].items()))
     c = report["comparisons"]["finetuned_vs_base"]
-    print(f"evaluate: fine-tuned - base nDCG@10 = {c['difference']:+.4f} (95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f}, "
+    print(f"evaluate: fine-tuned - base {headline} = {c['difference']:+.4f} (95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f}, "
           f"p = {c['p_value']:.4f}; {c['wins']} won, {c['ties']} tied, {c['losses']} lost) -> verdict: {report['verdict'].upper()}")
+    leaks = report["leakage"]
+    if leaks["near_duplicate"]:
+        print(f"evaluate: WARNING: {leaks['near_duplicate']} test queries are in the training pairs "
+              f"({leaks['exact']} verbatim, {leaks['normalised']} after normalisation, the rest as near-duplicates)")
     if report["verdict"] == "regression":
-        print("!" * 78 + "\n!! REGRESSION: the fine-tuned model is WORSE than the base model on nDCG@10.\n" + "!" * 78)
+        print("!" * 78 + f"\n!! REGRESSION: the fine-tuned model is WORSE than the base model on {headline}.\n" + "!" * 78)
     if report["suspected_leak"]:
         print(f"!! WARNING: a {report['relative_gain']:.0%} relative gain is suspicious: check test queries are not in training.")
 
@@ -98,24 +123,37 @@ def main() -> None:
     corpus = read_corpus(corpus_path(params.data))
     queries, qrels = read_split(SPLIT_DIR / "test")
     finetuned = load_model(str(FINETUNED_MODEL_DIR), base.device, base.max_seq_length)
-    finetuned_corpus = StoredEmbeddings(
-        vectors=encode(finetuned, [d.full_text for d in corpus.values()], base.document_prompt, base.encode_batch_size),
-        doc_ids=list(corpus),
-        info={"model": str(FINETUNED_MODEL_DIR), "document_prompt": base.document_prompt, "max_seq_length": base.max_seq_length},
-    )
+    stored = {
+        "base": load_embeddings(BASE_EMBEDDINGS_DIR),
+        "finetuned": StoredEmbeddings(
+            vectors=encode(finetuned, [d.full_text for d in corpus.values()], base.document_prompt, base.encode_batch_size),
+            doc_ids=list(corpus),
+            info={"model": str(FINETUNED_MODEL_DIR), "document_prompt": base.document_prompt, "max_seq_length": base.max_seq_length},
+        ),
+    }
     if not queries:
-        report, table = {"test_queries": 0, "corpus_documents": len(corpus)}, "query_id,system\n"
-        print("evaluate: the dataset has no labelled test queries, so there is nothing to measure. "
+        report, table, curve = {"test_queries": 0, "corpus_documents": len(corpus)}, "query_id,system\n", "k\n"
+        print("evaluate: the dataset has no labelled test queries, so no quality metric was computed. "
               "Add queries.jsonl and qrels to the dataset folder to compare base and fine-tuned models.")
     else:
-        runs = system_runs(queries, corpus, finetuned, finetuned_corpus, base, settings)
-        per_query = {name: per_query_metrics(qrels, run) for name, run in runs.items()}
+        depth = retrieval_depth(settings, len(corpus))
+        query_ids = sorted(queries)
+        query_texts = [queries[q] for q in query_ids]
+        models = {"base": load_model(base.model, base.device, base.max_seq_length), "finetuned": finetuned}
+        query_vectors = {n: encode(m, query_texts, base.query_prompt, base.encode_batch_size, progress=False) for n, m in models.items()}
+        runs = system_runs(query_ids, query_texts, query_vectors, corpus, stored, settings, depth, base.search_chunk_size)
+        per_query = {name: per_query_metrics(qrels, run, settings.measures()) for name, run in runs.items()}
         report = {"corpus_documents": len(corpus), **evaluation_report(per_query, settings, base.seed)}
-        table = per_query_table(per_query)
-        announce(report)
-    save_embeddings(FINETUNED_EMBEDDINGS_DIR, finetuned_corpus)
-    with atomic_path(METRICS_DIR / "evaluate_per_query.csv") as temporary:
-        temporary.write_text(table, encoding="utf-8")
+        anchors = sorted({row["anchor"] for row in read_records(PAIRS_DIR / "pairs.jsonl")})
+        anchor_vectors = encode(finetuned, anchors, base.query_prompt, base.encode_batch_size, progress=False)
+        report["leakage"], leaked = count_leaks(queries, anchors, query_vectors["finetuned"], anchor_vectors, settings.leak_similarity)
+        table, curve = per_query_table(per_query), recall_curve(qrels, runs, depth)
+        announce(report, settings.headline)
+        if leaked:
+            print(f"evaluate: leaked test query ids (first 5): {', '.join(leaked[:5])}")
+    save_embeddings(FINETUNED_EMBEDDINGS_DIR, stored["finetuned"])
+    write_text_atomic(METRICS_DIR / "evaluate_per_query.csv", table)
+    write_text_atomic(PLOTS_DIR / "recall_at_k.csv", curve)
     write_json_atomic(METRICS_DIR / "evaluate.json", report)
 
 

@@ -124,7 +124,15 @@ class TrainParams(Section):
 class EvaluateParams(Section):
     """Evaluation on the test split, the paired statistics, and the verdict's thresholds."""
 
-    top_k: int = Field(100, ge=1, description="Documents retrieved per query (the deepest metric cutoff).")
+    ndcg_at: list[int] = Field(default_factory=lambda: [10], description="Cutoffs for nDCG (graded); the first is the headline.")
+    mrr_at: list[int] = Field(default_factory=lambda: [10], description="Cutoffs for MRR.")
+    map_at: list[int] = Field(default_factory=lambda: [100], description="Cutoffs for MAP.")
+    recall_at: list[int] = Field(default_factory=lambda: [1, 10, 100], description="Cutoffs for Recall.")
+    precision_at: list[int] = Field(default_factory=lambda: [10], description="Cutoffs for Precision.")
+    concatenated: bool = Field(False, description="Also evaluate base and fine-tuned embeddings concatenated.")
+    leak_similarity: float = Field(
+        0.95, gt=0.0, le=1.0, description="A test query this similar (cosine) to a training anchor counts as a near-duplicate."
+    )
     bootstrap_resamples: int = Field(2000, ge=100, description="Resamples for the bootstrap interval and the randomisation test.")
     ship_min_ci_low: float = Field(
         0.0, description="Verdict 'ship' needs the 95% CI of the nDCG@10 gain over base to have its lower bound above this."
@@ -136,17 +144,59 @@ class EvaluateParams(Section):
         0.5, gt=0.0, description="A relative nDCG@10 gain above this is flagged as a likely train/test leak."
     )
 
+    @model_validator(mode="after")
+    def cutoffs_are_positive(self) -> "EvaluateParams":
+        if not self.ndcg_at:
+            raise ValueError("ndcg_at needs at least one cutoff: its first is the headline metric")
+        if any(k <= 0 for k in self.cutoffs()):
+            raise ValueError("metric cutoffs must be positive integers")
+        return self
+
+    def cutoffs(self) -> list[int]:
+        """Every cutoff of every metric."""
+        return [*self.ndcg_at, *self.mrr_at, *self.map_at, *self.recall_at, *self.precision_at]
+
+    def measures(self) -> tuple[str, ...]:
+        """The ir-measures names of the configured metrics, e.g. ('nDCG@10', 'RR@10', ...)."""
+        groups = (("nDCG", self.ndcg_at), ("RR", self.mrr_at), ("AP", self.map_at), ("R", self.recall_at), ("P", self.precision_at))
+        return tuple(dict.fromkeys(f"{name}@{k}" for name, ks in groups for k in ks))
+
+    @property
+    def depth(self) -> int:
+        """Documents retrieved per query: the deepest cutoff."""
+        return max(self.cutoffs())
+
+    @property
+    def headline(self) -> str:
+        """The metric the statistics and verdict are about, e.g. 'ndcg@10'."""
+        return f"ndcg@{self.ndcg_at[0]}"
+
 
 class TruncateEvalParams(Section):
-    """Matryoshka truncation: quality at each embedding width."""
+    """Matryoshka truncation and quantization: quality at each embedding width and precision."""
 
     dims: list[int] = Field(default_factory=lambda: [384, 256, 128, 64, 32])
+    precisions: list[Literal["float32", "int8", "binary"]] = Field(
+        default_factory=lambda: ["float32", "int8", "binary"], description="Embedding precisions crossed with each dim."
+    )
+    default_dim: int = Field(
+        0, ge=0, description="The width you plan to ship; its gain over the full-width base gets a bootstrap CI. 0 = the largest dim."
+    )
 
     @model_validator(mode="after")
     def dims_are_positive(self) -> "TruncateEvalParams":
         if not self.dims or any(d <= 0 for d in self.dims):
             raise ValueError("dims must be a non-empty list of positive integers")
+        if self.default_dim and self.default_dim not in self.dims:
+            raise ValueError(f"default_dim {self.default_dim} must be one of dims {self.dims}")
+        if not self.precisions:
+            raise ValueError("precisions must name at least one of float32, int8, binary")
         return self
+
+    @property
+    def chosen_dim(self) -> int:
+        """The width whose gain gets a confidence interval."""
+        return self.default_dim or max(self.dims)
 
 
 class Params(Section):

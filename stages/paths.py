@@ -12,6 +12,7 @@ FINETUNED_EMBEDDINGS_DIR = Path("data/embeddings/finetuned")
 FINETUNED_MODEL_DIR = Path("models/finetuned")
 CHECKPOINTS_DIR = Path(".checkpoints/train")
 METRICS_DIR = Path("metrics")
+PLOTS_DIR = Path("plots")
 SPLIT_NAMES = ("train", "dev", "test")
 
 

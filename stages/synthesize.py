@@ -14,14 +14,10 @@ from collections import Counter
 from stages.atomic import atomic_path, write_json_atomic, write_jsonl
 from stages.corpus_structure import Pair, first_sentence_pairs, section_pairs, title_pairs
 from stages.data_io import Document, Qrels, read_corpus, read_split
+from stages.data_io import normalise_text as normalise
 from stages.errors import PipelineError, run_stage
 from stages.params import SynthesizeParams, load_params
 from stages.paths import METRICS_DIR, PAIRS_DIR, SPLIT_DIR, corpus_path
-
-
-def normalise(text: str) -> str:
-    """Lower-case and collapse whitespace: the form in which anchors are compared."""
-    return re.sub(r"\s+", " ", text).strip().lower()
 
 
 def labelled_pairs(queries: dict[str, str], qrels: Qrels, corpus: dict[str, Document]) -> list[Pair]:

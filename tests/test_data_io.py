@@ -259,7 +259,7 @@ def test_qrels_wrong_column_count(tmp_path):
 def test_qrels_score_not_a_number(tmp_path):
     path = tmp_path / "qrels.tsv"
     path.write_text("q1\td1\thigh\n", encoding="utf-8")
-    with pytest.raises(DataFileError, match=rf"{re.escape(str(path))}:1: score 'high' is not a number"):
+    with pytest.raises(DataFileError, match=rf"{re.escape(str(path))}:1: score 'high' is not an integer relevance grade"):
         read_qrels(path)
 
 
@@ -314,3 +314,10 @@ def test_read_split_qrels_must_match_queries(tmp_path):
     write_qrels(folder / "qrels.tsv", {"q2": {"d1": 1}})
     with pytest.raises(DataFileError, match=r"qrels\.tsv:2: unknown query id 'q2'"):
         read_split(folder)
+
+
+def test_qrels_fractional_score_is_an_error(tmp_path):
+    path = tmp_path / "qrels.tsv"
+    path.write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t0.5\n")
+    with pytest.raises(DataFileError, match=rf"{re.escape(str(path))}:3: score '0.5' is not an integer relevance grade"):
+        read_qrels(path)

@@ -32,7 +32,8 @@ def test_empty_file_gives_all_defaults(tmp_path):
     assert params.split.train_fraction == pytest.approx(0.6)
     assert params.mine_negatives.range_min == 10 and params.mine_negatives.range_max == 50
     assert params.train.matryoshka_dims == [384, 256, 128, 64]
-    assert params.evaluate.top_k == 100
+    assert params.evaluate.depth == 100
+    assert params.evaluate.headline == "ndcg@10"
 
 
 def test_missing_sections_and_keys_take_defaults(tmp_path):
@@ -214,3 +215,19 @@ def test_missing_file(tmp_path):
         load_params(path)
     assert str(caught.value) == f"{path}: params file not found"
 
+
+
+def test_evaluate_cutoffs_give_measures_depth_and_headline(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("evaluate:\n  ndcg_at: [5, 10]\n  recall_at: [1, 1000]\n  mrr_at: []\n  map_at: []\n  precision_at: []\n")
+    settings = load_params(path).evaluate
+    assert settings.measures() == ("nDCG@5", "nDCG@10", "R@1", "R@1000")
+    assert settings.depth == 1000
+    assert settings.headline == "ndcg@5"
+
+
+def test_truncate_default_dim_must_be_listed(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("truncate_eval:\n  dims: [64, 32]\n  default_dim: 48\n")
+    with pytest.raises(PipelineError, match=r"key .truncate_eval.: Value error, default_dim 48 must be one of dims"):
+        load_params(path)

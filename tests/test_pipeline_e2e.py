@@ -59,6 +59,7 @@ def make_template_copy(destination: Path, model_path: Path, with_labels: bool = 
         "mine_negatives": {"range_min": 1, "range_max": 6, "num_negatives": 1},
         "train": {"batch_size": 4, "max_seq_length": 64, "matryoshka_dims": [64, 32], "epochs": 1},
         "truncate_eval": {"dims": [64, 32]},
+        "evaluate": {"recall_at": [1, 10, 100]},
     })
     run(["git", "init", "-q"], destination)
     run(["dvc", "init", "-q"], destination)
@@ -84,11 +85,25 @@ def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path) -> None:
         assert evaluate["delta_finetuned_vs_base"][key] == pytest.approx(evaluate["finetuned"][key] - evaluate["base"][key], abs=1e-5)
     assert evaluate["bm25"]["recall@100"] > 0
 
+    assert set(evaluate["leakage"]) == {"exact", "normalised", "near_duplicate"}
+    assert evaluate["verdict"] in {"ship", "marginal", "regression"}
+    assert set(evaluate["comparisons"]) == {"finetuned_vs_base", "finetuned_vs_bm25", "hybrid_vs_base"}
+
     truncate = json.loads((repo / "metrics" / "truncate.json").read_text())
     for system in ("base", "finetuned"):
         assert set(truncate[system]) == {"64", "32"}
-        assert set(truncate[system]["32"]) == METRIC_KEYS
-    assert truncate["base"]["64"] == pytest.approx(evaluate["base"])
+        assert set(truncate[system]["32"]) == {"float32", "int8", "binary"}
+        assert METRIC_KEYS <= set(truncate[system]["32"]["binary"])
+        assert truncate[system]["64"]["float32"]["retention_ndcg@10_pct"] == 100.0
+        assert truncate[system]["32"]["binary"]["bytes_per_vector"] == 4
+    assert {k: truncate["base"]["64"]["float32"][k] for k in METRIC_KEYS} == pytest.approx(evaluate["base"])
+    assert truncate["chosen_dim"]["dim"] == 64
+
+    ndcg_by_dim = (repo / "plots" / "ndcg_by_dim.csv").read_text().splitlines()
+    assert ndcg_by_dim[0] == "dim,base_float32,base_int8,base_binary,finetuned_float32,finetuned_int8,finetuned_binary"
+    assert [line.split(",")[0] for line in ndcg_by_dim[1:]] == ["32", "64"]
+    recall = (repo / "plots" / "recall_at_k.csv").read_text().splitlines()
+    assert recall[0] == "k,base,finetuned,bm25,hybrid"
 
     for name in ("train", "dev", "test"):
         assert (repo / "data" / "split" / name / "qrels.tsv").exists()
