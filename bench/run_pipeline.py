@@ -93,6 +93,7 @@ def prepare(workdir: Path, dataset: Path, overrides: dict) -> None:
     workdir.mkdir(parents=True)
     shutil.copy(ROOT / "dvc.yaml", workdir)
     shutil.copytree(ROOT / "stages", workdir / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "data" / "out_of_domain", workdir / "data" / "out_of_domain")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"] = dataset_params(dataset)
     for section, values in overrides.items():

@@ -8,11 +8,14 @@ come from `mine_negatives` and are not recomputed.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from stages.atomic import write_json_atomic, write_text_atomic
 from stages.data_io import Document, read_corpus, read_records, read_split
 from stages.errors import run_stage
+from stages.forgetting import forgetting_report
 from stages.ir_metrics import mean_metrics, metric_deltas, per_query_metrics
 from stages.leakage import count_leaks
 from stages.lexical import bm25_run
@@ -111,6 +114,11 @@ def announce(report: dict, headline: str) -> None:
     if leaks["near_duplicate"]:
         print(f"evaluate: WARNING: {leaks['near_duplicate']} test queries are in the training pairs "
               f"({leaks['exact']} verbatim, {leaks['normalised']} after normalisation, the rest as near-duplicates)")
+    if "forgetting" in report:
+        f = report["forgetting"]
+        c = f["finetuned_vs_base"]
+        print(f"evaluate: out-of-domain ({f['queries']} queries): base {f['base'][headline]:.4f}, fine-tuned "
+              f"{f['finetuned'][headline]:.4f}; drop {f[f'drop_{headline}']:+.4f} (95% CI of the change {c['ci_low']:+.4f} .. {c['ci_high']:+.4f})")
     if report["verdict"] == "regression":
         print("!" * 78 + f"\n!! REGRESSION: the fine-tuned model is WORSE than the base model on {headline}.\n" + "!" * 78)
     if report["suspected_leak"]:
@@ -147,6 +155,9 @@ def main() -> None:
         anchors = sorted({row["anchor"] for row in read_records(PAIRS_DIR / "pairs.jsonl")})
         anchor_vectors = encode(finetuned, anchors, base.query_prompt, base.encode_batch_size, progress=False)
         report["leakage"], leaked = count_leaks(queries, anchors, query_vectors["finetuned"], anchor_vectors, settings.leak_similarity)
+        forgetting = forgetting_report(Path(settings.out_of_domain_dir), models, base, settings)
+        if forgetting:
+            report["forgetting"] = forgetting
         table, curve = per_query_table(per_query), recall_curve(qrels, runs, depth)
         announce(report, settings.headline)
         if leaked:

@@ -130,6 +130,11 @@ class EvaluateParams(Section):
     recall_at: list[int] = Field(default_factory=lambda: [1, 10, 100], description="Cutoffs for Recall.")
     precision_at: list[int] = Field(default_factory=lambda: [10], description="Cutoffs for Precision.")
     concatenated: bool = Field(False, description="Also evaluate base and fine-tuned embeddings concatenated.")
+    out_of_domain_dir: str = Field(
+        "data/out_of_domain",
+        description="A BEIR folder (corpus.jsonl, queries.jsonl, qrels.tsv or qrels/test.tsv) from another domain; "
+        "base and fine-tuned are scored on it to measure forgetting. Skipped while it holds no corpus.jsonl.",
+    )
     leak_similarity: float = Field(
         0.95, gt=0.0, le=1.0, description="A test query this similar (cosine) to a training anchor counts as a near-duplicate."
     )

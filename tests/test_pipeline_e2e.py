@@ -53,6 +53,8 @@ def make_template_copy(destination: Path, model_path: Path, with_labels: bool = 
         shutil.copy(TEMPLATE_ROOT / name, destination / name)
     shutil.copytree(TEMPLATE_ROOT / "stages", destination / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     write_tiny_dataset(destination / "data" / "sample", with_labels=with_labels)
+    # The tiny set doubles as the out-of-domain set, so the forgetting check runs for real.
+    write_tiny_dataset(destination / "data" / "out_of_domain")
     set_params(destination, {
         "base": {"model": str(model_path), "max_seq_length": 64, "encode_batch_size": 16},
         "split": {"train_fraction": 0.5, "dev_fraction": 0.1, "test_fraction": 0.4},
@@ -86,6 +88,9 @@ def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path) -> None:
     assert evaluate["bm25"]["recall@100"] > 0
 
     assert set(evaluate["leakage"]) == {"exact", "normalised", "near_duplicate"}
+    forgetting = evaluate["forgetting"]
+    assert forgetting["queries"] == 12 and set(forgetting["base"]) == METRIC_KEYS
+    assert forgetting["drop_ndcg@10"] == pytest.approx(forgetting["base"]["ndcg@10"] - forgetting["finetuned"]["ndcg@10"], abs=1e-5)
     assert evaluate["verdict"] in {"ship", "marginal", "regression"}
     assert set(evaluate["comparisons"]) == {"finetuned_vs_base", "finetuned_vs_bm25", "hybrid_vs_base"}
 

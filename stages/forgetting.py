@@ -1,0 +1,59 @@
+"""Forgetting: how much the fine-tuned model lost on an out-of-domain dataset, relative to the base model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sentence_transformers import SentenceTransformer
+
+from stages.data_io import read_corpus, read_qrels, read_queries, relevant
+from stages.errors import DataFileError
+from stages.ir_metrics import mean_metrics, per_query_metrics
+from stages.params import BaseParams, EvaluateParams
+from stages.retrieval import StoredEmbeddings, encode, rank_corpus
+from stages.statistics import compare_systems
+
+
+def out_of_domain_qrels_path(folder: Path) -> Path:
+    """``qrels/test.tsv`` when the folder has one, else ``qrels.tsv``."""
+    split = folder / "qrels" / "test.tsv"
+    return split if split.exists() else folder / "qrels.tsv"
+
+
+def forgetting_report(
+    folder: Path, models: dict[str, SentenceTransformer], base: BaseParams, settings: EvaluateParams
+) -> dict | None:
+    """Metrics of each model on the out-of-domain set and the fine-tuned model's drop; None when not configured.
+
+    Args:
+        folder: a BEIR dataset folder; without a corpus.jsonl the check is skipped.
+        models: 'base' and 'finetuned' encoders.
+        base: prompts, batch size, chunking and seed.
+        settings: metric cutoffs and bootstrap resamples.
+    """
+    if not (folder / "corpus.jsonl").exists():
+        return None
+    corpus = read_corpus(folder / "corpus.jsonl")
+    queries = read_queries(folder / "queries.jsonl")
+    qrels = relevant(read_qrels(out_of_domain_qrels_path(folder), queries, corpus))
+    if not qrels:
+        raise DataFileError(out_of_domain_qrels_path(folder), "no relevant judgements: cannot measure forgetting")
+    query_ids = sorted(qrels)
+    depth = min(settings.depth, len(corpus))
+    per_query = {}
+    for name, model in models.items():
+        stored = StoredEmbeddings(encode(model, [d.full_text for d in corpus.values()], base.document_prompt, base.encode_batch_size),
+                                  list(corpus), {})
+        vectors = encode(model, [queries[q] for q in query_ids], base.query_prompt, base.encode_batch_size, progress=False)
+        per_query[name] = per_query_metrics(qrels, rank_corpus(query_ids, vectors, stored, depth, base.search_chunk_size), settings.measures())
+    scores = {name: np.array([rows[q][settings.headline] for q in query_ids]) for name, rows in per_query.items()}
+    comparison = compare_systems(scores["finetuned"], scores["base"], settings.bootstrap_resamples, base.seed)
+    return {
+        "queries": len(query_ids),
+        "documents": len(corpus),
+        "base": mean_metrics(per_query["base"]),
+        "finetuned": mean_metrics(per_query["finetuned"]),
+        f"drop_{settings.headline}": round(-comparison["difference"], 6),
+        "finetuned_vs_base": comparison,
+    }
