@@ -123,6 +123,21 @@ def scale_section(scale: dict) -> list[str]:
     return lines
 
 
+def eval_speed_section(speed: dict) -> list[str]:
+    lines = ["## Evaluation speed: template vs InformationRetrievalEvaluator", "",
+             f"all-MiniLM-L6-v2 on each dataset's test queries, both in one process on {machine_line(speed)}.", "",
+             f"    {speed['command']}", "",
+             "| dataset | documents | queries | template (encode corpus + evaluate) | template (stored corpus embeddings) | InformationRetrievalEvaluator | nDCG@10 template / evaluator |",
+             "|---|---|---|---|---|---|---|"]
+    for r in speed["rows"]:
+        lines.append(f"| {Path(r['dataset']).name} | {r['documents']:,} | {r['queries']} | {r['template_encode_corpus_and_evaluate_s']:.1f} s "
+                     f"({r['ratio_full']:.2f}×) | {r['template_with_stored_corpus_embeddings_s']:.2f} s ({r['ratio_with_stored_embeddings']:.3f}×) | "
+                     f"{r['information_retrieval_evaluator_s']:.1f} s | {r['ndcg@10']['template']:.4f} / {r['ndcg@10']['evaluator']:.4f} |")
+    lines += ["", "The `evaluate` stage reuses the base model's corpus embeddings stored by `mine_negatives`, so for the "
+              "base model it pays only the stored-embeddings column."]
+    return lines
+
+
 def main() -> None:
     by_dataset: dict[str, dict[str, dict]] = {}
     for path in sorted(RESULTS.glob("*-*.json")):
@@ -136,6 +151,9 @@ def main() -> None:
     scale_path = RESULTS / "scale.json"
     if scale_path.exists():
         lines += scale_section(json.loads(scale_path.read_text())) + [""]
+    speed_path = RESULTS / "eval_speed.json"
+    if speed_path.exists():
+        lines += eval_speed_section(json.loads(speed_path.read_text())) + [""]
     notes = ROOT / "bench" / "NOTES.md"
     if notes.exists():
         lines += [notes.read_text().strip(), ""]
