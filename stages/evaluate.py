@@ -56,6 +56,21 @@ def system_runs(
     return runs
 
 
+def system_agreement(runs: dict[str, Run], k: int) -> dict[str, float]:
+    """Mean overlap of each pair of systems' top-k documents (|A ∩ B| / k), averaged over queries."""
+    def top(run: Run, query_id: str) -> set[str]:
+        return {d for d, _ in sorted(run.get(query_id, {}).items(), key=lambda item: (-item[1], item[0]))[:k]}
+
+    names = [n for n in ("base", "finetuned", "bm25") if n in runs]
+    query_ids = sorted(runs[names[0]])
+    agreement = {}
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            overlaps = [len(top(runs[first], q) & top(runs[second], q)) / k for q in query_ids]
+            agreement[f"{first}_vs_{second}"] = round(sum(overlaps) / len(overlaps), 6) if overlaps else 0.0
+    return agreement
+
+
 def decide_verdict(comparison: dict, base_score: float, settings: EvaluateParams) -> dict:
     """'regression' if worse than base beyond the tolerance, 'ship' if the CI's lower bound clears the bar, else 'marginal'."""
     if comparison["difference"] < -settings.regression_tolerance:
@@ -139,10 +154,23 @@ def main() -> None:
             info={"model": str(FINETUNED_MODEL_DIR), "document_prompt": base.document_prompt, "max_seq_length": base.max_seq_length},
         ),
     }
+    table, curve = "query_id,system\n", "k\n"
     if not queries:
-        report, table, curve = {"test_queries": 0, "corpus_documents": len(corpus)}, "query_id,system\n", "k\n"
+        report = {"test_queries": 0, "corpus_documents": len(corpus)}
         print("evaluate: the dataset has no labelled test queries, so no quality metric was computed. "
               "Add queries.jsonl and qrels to the dataset folder to compare base and fine-tuned models.")
+    elif not qrels:
+        depth = retrieval_depth(settings, len(corpus))
+        query_ids = sorted(queries)
+        query_texts = [queries[q] for q in query_ids]
+        models = {"base": load_model(base.model, base.device, base.max_seq_length), "finetuned": finetuned}
+        query_vectors = {n: encode(m, query_texts, base.query_prompt, base.encode_batch_size, progress=False) for n, m in models.items()}
+        runs = system_runs(query_ids, query_texts, query_vectors, corpus, stored, settings, depth, base.search_chunk_size)
+        report = {"test_queries": len(queries), "judged_queries": 0, "corpus_documents": len(corpus),
+                  "agreement_at_10": system_agreement(runs, 10)}
+        print(f"evaluate: the {len(queries)} test queries have no relevance judgements, so no quality metric was computed. "
+              "Overlap of the systems' top 10 (1.0 = identical): "
+              + ", ".join(f"{k} {v:.3f}" for k, v in report["agreement_at_10"].items()))
     else:
         depth = retrieval_depth(settings, len(corpus))
         query_ids = sorted(queries)

@@ -76,20 +76,27 @@ def main() -> None:
     data = params.data
     corpus = read_corpus(corpus_path(data))
     queries_path, qrels_path = Path(data.dir) / data.queries, Path(data.dir) / data.qrels
-    if not queries_path.exists() and not qrels_path.exists():
-        print(f"split: no labelled queries in {data.dir} (no {data.queries} or {data.qrels}); writing empty splits")
-        queries: dict[str, str] = {}
+    queries: dict[str, str] = read_queries(queries_path) if queries_path.exists() else {}
+    unjudged: list[str] = []
+    if not qrels_path.exists():
         splits: dict[str, Qrels] = {name: {} for name in SPLIT_NAMES}
+        if queries:
+            # Queries without judgements (e.g. from a search log) still let `evaluate` compare how the systems rank.
+            unjudged = sorted(queries)
+            print(f"split: {queries_path} has queries but there is no {qrels_path}: all {len(queries)} go to the test "
+                  "split unjudged, so evaluate can report system agreement but no quality metric")
+        else:
+            print(f"split: no labelled queries in {data.dir} (no {data.queries} or {data.qrels}); writing empty splits")
     else:
-        queries = read_queries(queries_path)
         splits = split_labelled(data, params.split, params.base.seed, set(corpus), queries)
     with atomic_path(SPLIT_DIR, is_dir=True) as out:
         for name, qrels in splits.items():
             (out / name).mkdir()
-            write_jsonl(out / name / "queries.jsonl", [{"_id": q, "text": queries[q]} for q in sorted(qrels)])
+            ids = unjudged if name == "test" and unjudged else sorted(qrels)
+            write_jsonl(out / name / "queries.jsonl", [{"_id": q, "text": queries[q]} for q in ids])
             write_qrels(out / name / "qrels.tsv", qrels)
     counts = {name: len(qrels) for name, qrels in splits.items()}
-    print(f"split: {len(corpus)} documents; queries per split {json.dumps(counts)}")
+    print(f"split: {len(corpus)} documents; judged queries per split {json.dumps(counts)}")
 
 
 if __name__ == "__main__":

@@ -60,9 +60,9 @@ def main() -> None:
     params = load_params()
     base, settings, metrics = params.base, params.truncate_eval, params.evaluate
     queries, qrels = read_split(SPLIT_DIR / "test")
-    if not queries:
-        print("truncate_eval: the dataset has no labelled test queries; no quality metric was computed")
-        write_json_atomic(METRICS_DIR / "truncate.json", {"test_queries": 0})
+    if not qrels:
+        print("truncate_eval: the test split has no relevance judgements; no quality metric was computed")
+        write_json_atomic(METRICS_DIR / "truncate.json", {"test_queries": len(queries), "judged_queries": 0})
         write_text_atomic(PLOTS_DIR / "ndcg_by_dim.csv", "dim\n")
         return
     query_ids = sorted(queries)

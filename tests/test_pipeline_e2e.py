@@ -155,3 +155,14 @@ def test_corpus_without_labels_trains_and_says_so(tmp_path: Path, tiny_model_pat
     assert "no labelled test queries" in result.stdout
     assert json.loads((project / "metrics" / "evaluate.json").read_text())["test_queries"] == 0
     assert (project / "models" / "finetuned" / "modules.json").exists()
+
+
+def test_queries_without_judgements_report_agreement(tmp_path: Path, tiny_model_path: Path) -> None:
+    project = make_template_copy(tmp_path / "unjudged", tiny_model_path)
+    (project / "data" / "sample" / "qrels.tsv").unlink()
+    result = run(["dvc", "repro"], project)
+    assert "no quality metric was computed" in result.stdout
+    evaluate = json.loads((project / "metrics" / "evaluate.json").read_text())
+    assert evaluate["test_queries"] == 12 and evaluate["judged_queries"] == 0
+    assert set(evaluate["agreement_at_10"]) == {"base_vs_finetuned", "base_vs_bm25", "finetuned_vs_bm25"}
+    assert all(0.0 <= v <= 1.0 for v in evaluate["agreement_at_10"].values())

@@ -95,3 +95,15 @@ def test_truncation_grid_retention_and_bytes():
     assert cells["8"]["float32"]["bytes_per_vector"] == 32 and cells["4"]["binary"]["bytes_per_vector"] == 1
     assert cells["8"]["float32"]["ndcg@10"] == pytest.approx(1.0)
     assert set(per_query) == {(8, "float32"), (8, "binary"), (4, "float32"), (4, "binary")}
+
+
+def test_system_agreement_top_k_overlap():
+    from stages.evaluate import system_agreement
+
+    runs = {
+        "base": {"q1": {"a": 3.0, "b": 2.0, "c": 1.0}, "q2": {"a": 1.0}},
+        "finetuned": {"q1": {"a": 3.0, "c": 2.0, "d": 1.0}, "q2": {"a": 1.0}},
+        "bm25": {"q1": {"x": 1.0}, "q2": {}},
+    }
+    agreement = system_agreement(runs, k=2)
+    assert agreement == {"base_vs_finetuned": pytest.approx((0.5 + 0.5) / 2), "base_vs_bm25": 0.0, "finetuned_vs_bm25": 0.0}
