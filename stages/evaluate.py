@@ -26,6 +26,7 @@ from stages.paths import (BASE_EMBEDDINGS_DIR, FINETUNED_EMBEDDINGS_DIR, FINETUN
 from stages.retrieval import (Run, StoredEmbeddings, encode, load_embeddings, normalise_rows, rank_corpus,
                               reciprocal_rank_fusion, save_embeddings)
 from stages.statistics import compare_systems
+from stages.verdict import decide_verdict, print_verdict_banner
 
 COMPARISONS = (("finetuned", "base"), ("finetuned", "bm25"), ("hybrid", "base"))
 RECALL_CURVE_KS = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500, 1000)
@@ -69,18 +70,6 @@ def system_agreement(runs: dict[str, Run], k: int) -> dict[str, float]:
             overlaps = [len(top(runs[first], q) & top(runs[second], q)) / k for q in query_ids]
             agreement[f"{first}_vs_{second}"] = round(sum(overlaps) / len(overlaps), 6) if overlaps else 0.0
     return agreement
-
-
-def decide_verdict(comparison: dict, base_score: float, settings: EvaluateParams) -> dict:
-    """'regression' if worse than base beyond the tolerance, 'ship' if the CI's lower bound clears the bar, else 'marginal'."""
-    if comparison["difference"] < -settings.regression_tolerance:
-        verdict = "regression"
-    elif comparison["ci_low"] > settings.ship_min_ci_low:
-        verdict = "ship"
-    else:
-        verdict = "marginal"
-    relative = comparison["difference"] / base_score if base_score > 0 else 0.0
-    return {"verdict": verdict, "relative_gain": round(relative, 6), "suspected_leak": int(relative > settings.leak_relative_gain)}
 
 
 def per_query_table(per_query: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -134,10 +123,7 @@ def announce(report: dict, headline: str) -> None:
         c = f["finetuned_vs_base"]
         print(f"evaluate: out-of-domain ({f['queries']} queries): base {f['base'][headline]:.4f}, fine-tuned "
               f"{f['finetuned'][headline]:.4f}; drop {f[f'drop_{headline}']:+.4f} (95% CI of the change {c['ci_low']:+.4f} .. {c['ci_high']:+.4f})")
-    if report["verdict"] == "regression":
-        print("!" * 78 + f"\n!! REGRESSION: the fine-tuned model is WORSE than the base model on {headline}.\n" + "!" * 78)
-    if report["suspected_leak"]:
-        print(f"!! WARNING: a {report['relative_gain']:.0%} relative gain is suspicious: check test queries are not in training.")
+    print_verdict_banner(report, headline)
 
 
 def main() -> None:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+import json
+
 from stages.atomic import write_json_atomic, write_text_atomic
 from stages.data_io import Qrels, read_split
 from stages.errors import PipelineError, run_stage
+from stages.verdict import print_verdict_banner
 from stages.ir_metrics import mean_metrics, per_query_metrics
 from stages.models import load_model
 from stages.params import EvaluateParams, TruncateEvalParams, load_params
@@ -93,6 +96,10 @@ def main() -> None:
               f"(95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f})")
     write_text_atomic(PLOTS_DIR / "ndcg_by_dim.csv", plot_table(report, settings, metrics.headline))
     write_json_atomic(METRICS_DIR / "truncate.json", report)
+    # This is the pipeline's last stage: repeat evaluate's verdict so a regression is the last thing printed.
+    verdict = json.loads((METRICS_DIR / "evaluate.json").read_text(encoding="utf-8"))
+    print(f"truncate_eval: evaluate's verdict: {str(verdict.get('verdict', 'none')).upper()}")
+    print_verdict_banner(verdict, metrics.headline)
 
 
 if __name__ == "__main__":

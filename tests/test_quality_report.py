@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.evaluate import decide_verdict, recall_curve, retrieval_depth
+from stages.evaluate import recall_curve, retrieval_depth
+from stages.verdict import decide_verdict
 from stages.leakage import count_leaks
 from stages.params import EvaluateParams, TruncateEvalParams
 from stages.quantization import quantized_pair

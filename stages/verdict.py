@@ -1,0 +1,25 @@
+"""The verdict on a fine-tuned model, and the loud banner printed when it is a regression or looks leaked."""
+
+from __future__ import annotations
+
+from stages.params import EvaluateParams
+
+
+def decide_verdict(comparison: dict, base_score: float, settings: EvaluateParams) -> dict:
+    """'regression' if worse than base beyond the tolerance, 'ship' if the CI's lower bound clears the bar, else 'marginal'."""
+    if comparison["difference"] < -settings.regression_tolerance:
+        verdict = "regression"
+    elif comparison["ci_low"] > settings.ship_min_ci_low:
+        verdict = "ship"
+    else:
+        verdict = "marginal"
+    relative = comparison["difference"] / base_score if base_score > 0 else 0.0
+    return {"verdict": verdict, "relative_gain": round(relative, 6), "suspected_leak": int(relative > settings.leak_relative_gain)}
+
+
+def print_verdict_banner(report: dict, headline: str) -> None:
+    """Shout about a regression or a suspiciously large gain (also repeated by the last stage of the pipeline)."""
+    if report.get("verdict") == "regression":
+        print("!" * 78 + f"\n!! REGRESSION: the fine-tuned model is WORSE than the base model on {headline}.\n" + "!" * 78)
+    if report.get("suspected_leak"):
+        print(f"!! WARNING: a {report['relative_gain']:.0%} relative gain is suspicious: check test queries are not in training.")
