@@ -145,18 +145,6 @@ def main() -> None:
         report = {"test_queries": 0, "corpus_documents": len(corpus)}
         print("evaluate: the dataset has no labelled test queries, so no quality metric was computed. "
               "Add queries.jsonl and qrels to the dataset folder to compare base and fine-tuned models.")
-    elif not qrels:
-        depth = retrieval_depth(settings, len(corpus))
-        query_ids = sorted(queries)
-        query_texts = [queries[q] for q in query_ids]
-        models = {"base": load_model(base.model, base.device, base.max_seq_length), "finetuned": finetuned}
-        query_vectors = {n: encode(m, query_texts, base.query_prompt, base.encode_batch_size, progress=False) for n, m in models.items()}
-        runs = system_runs(query_ids, query_texts, query_vectors, corpus, stored, settings, depth, base.search_chunk_size)
-        report = {"test_queries": len(queries), "judged_queries": 0, "corpus_documents": len(corpus),
-                  "agreement_at_10": system_agreement(runs, 10)}
-        print(f"evaluate: the {len(queries)} test queries have no relevance judgements, so no quality metric was computed. "
-              "Overlap of the systems' top 10 (1.0 = identical): "
-              + ", ".join(f"{k} {v:.3f}" for k, v in report["agreement_at_10"].items()))
     else:
         depth = retrieval_depth(settings, len(corpus))
         query_ids = sorted(queries)
@@ -164,18 +152,25 @@ def main() -> None:
         models = {"base": load_model(base.model, base.device, base.max_seq_length), "finetuned": finetuned}
         query_vectors = {n: encode(m, query_texts, base.query_prompt, base.encode_batch_size, progress=False) for n, m in models.items()}
         runs = system_runs(query_ids, query_texts, query_vectors, corpus, stored, settings, depth, base.search_chunk_size)
-        per_query = {name: per_query_metrics(qrels, run, settings.measures()) for name, run in runs.items()}
-        report = {"corpus_documents": len(corpus), **evaluation_report(per_query, settings, base.seed)}
-        anchors = sorted({row["anchor"] for row in read_records(PAIRS_DIR / "pairs.jsonl")})
-        anchor_vectors = encode(finetuned, anchors, base.query_prompt, base.encode_batch_size, progress=False)
-        report["leakage"], leaked = count_leaks(queries, anchors, query_vectors["finetuned"], anchor_vectors, settings.leak_similarity)
-        forgetting = forgetting_report(Path(settings.out_of_domain_dir), models, base, settings)
-        if forgetting:
-            report["forgetting"] = forgetting
-        table, curve = per_query_table(per_query), recall_curve(qrels, runs, depth)
-        announce(report, settings.headline)
-        if leaked:
-            print(f"evaluate: leaked test query ids (first 5): {', '.join(leaked[:5])}")
+        if not qrels:
+            report = {"test_queries": len(queries), "judged_queries": 0, "corpus_documents": len(corpus),
+                      "agreement_at_10": system_agreement(runs, 10)}
+            print(f"evaluate: the {len(queries)} test queries have no relevance judgements, so no quality metric was computed. "
+                  "Overlap of the systems' top 10 (1.0 = identical): "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in report["agreement_at_10"].items()))
+        else:
+            per_query = {name: per_query_metrics(qrels, run, settings.measures()) for name, run in runs.items()}
+            report = {"corpus_documents": len(corpus), **evaluation_report(per_query, settings, base.seed)}
+            anchors = sorted({row["anchor"] for row in read_records(PAIRS_DIR / "pairs.jsonl")})
+            anchor_vectors = encode(finetuned, anchors, base.query_prompt, base.encode_batch_size, progress=False)
+            report["leakage"], leaked = count_leaks(queries, anchors, query_vectors["finetuned"], anchor_vectors, settings.leak_similarity)
+            forgetting = forgetting_report(Path(settings.out_of_domain_dir), models, base, settings)
+            if forgetting:
+                report["forgetting"] = forgetting
+            table, curve = per_query_table(per_query), recall_curve(qrels, runs, depth)
+            announce(report, settings.headline)
+            if leaked:
+                print(f"evaluate: leaked test query ids (first 5): {', '.join(leaked[:5])}")
     save_embeddings(FINETUNED_EMBEDDINGS_DIR, stored["finetuned"])
     write_text_atomic(METRICS_DIR / "evaluate_per_query.csv", table)
     write_text_atomic(PLOTS_DIR / "recall_at_k.csv", curve)
