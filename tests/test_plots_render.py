@@ -72,9 +72,12 @@ def find_chromium() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chromium() -> str:
-    """The browser and the local vega libraries, or a skip that says how to get them."""
+    """The browser and the local vega libraries, or a skip that says how to get them.
+
+    Session-scoped and requested first, so that a skip comes before the pipeline is reproduced.
+    """
     browser = find_chromium()
     if browser is None:
         pytest.skip("chromium is not installed: run .ci/install_browser.sh (apt-get install chromium)")
@@ -136,7 +139,7 @@ def test_plots_show_lists_every_chart_with_data(repo: Path) -> None:
     assert {row["field"] for row in recall} == {"base", "finetuned", "bm25", "hybrid"}
 
 
-def test_plots_render_in_headless_chromium(repo: Path, chromium: str, tmp_path: Path) -> None:
+def test_plots_render_in_headless_chromium(chromium: str, repo: Path, tmp_path: Path) -> None:
     tags = "\n  ".join(f'<script src="{(NODE_MODULES / script).as_uri()}"></script>' for script in SCRIPTS)
     template = tmp_path / "template.html"
     template.write_text(HTML_TEMPLATE.format(script_tags=tags), encoding="utf-8")
