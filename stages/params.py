@@ -113,6 +113,10 @@ class TrainParams(Section):
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
         "auto", description="'auto' picks bf16/fp16 on a GPU that supports it, fp32 on CPU."
     )
+    logging_steps: int = Field(
+        10, ge=1, description="Log the training loss and learning rate every this many steps (and at step 1): "
+        "the trainer's logging and the granularity of the training curves in plots/train/."
+    )
 
     @model_validator(mode="after")
     def dims_are_positive(self) -> "TrainParams":

@@ -13,6 +13,7 @@ FINETUNED_MODEL_DIR = Path("models/finetuned")
 CHECKPOINTS_DIR = Path(".checkpoints/train")
 METRICS_DIR = Path("metrics")
 PLOTS_DIR = Path("plots")
+TRAIN_PLOTS_DIR = PLOTS_DIR / "train"
 SPLIT_NAMES = ("train", "dev", "test")
 
 

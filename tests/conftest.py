@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny BERT sentence-transformers model built offline, and a tiny BEIR dataset."""
+"""Shared fixtures: a tiny BERT sentence-transformers model built offline, a tiny BEIR dataset, and a template
+copy after its first `dvc repro` (shared by the end-to-end and plot tests, so the pipeline runs once)."""
 
 from __future__ import annotations
 
@@ -77,3 +78,15 @@ def tiny_model_path(tmp_path_factory) -> Path:
 def tiny_dataset(tmp_path) -> Path:
     """A tiny labelled BEIR dataset folder."""
     return write_tiny_dataset(tmp_path / "dataset")
+
+
+@pytest.fixture(scope="session")
+def reproduced_pipeline(tmp_path_factory, tiny_model_path) -> tuple[Path, str]:
+    """A template copy with the tiny model and data after one `dvc repro`, and that run's stdout.
+
+    Shared by the session: tests may change params and reproduce again, but must leave it reproducible.
+    """
+    from test_pipeline_e2e import make_template_copy, run
+
+    repo = make_template_copy(tmp_path_factory.mktemp("e2e") / "project", tiny_model_path)
+    return repo, run(["dvc", "repro"], repo).stdout

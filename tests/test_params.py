@@ -231,3 +231,10 @@ def test_truncate_default_dim_must_be_listed(tmp_path):
     path.write_text("truncate_eval:\n  dims: [64, 32]\n  default_dim: 48\n")
     with pytest.raises(PipelineError, match=r"key .truncate_eval.: Value error, default_dim 48 must be one of dims"):
         load_params(path)
+
+
+def test_train_logging_steps_must_be_positive(tmp_path):
+    assert load_params(write_params(tmp_path, "")).train.logging_steps == 10
+    with pytest.raises(PipelineError) as caught:
+        load_params(write_params(tmp_path, "train:\n  logging_steps: 0\n"))
+    assert "train.logging_steps" in str(caught.value)

@@ -1,7 +1,9 @@
 """End to end: the real `dvc repro` on a copy of the template, with a tiny model and tiny data.
 
-Checks the metrics files, that a second `dvc repro` runs nothing, that changing a `truncate_eval` param
-reruns only that stage, and that `dvc metrics diff` shows the numbers moving between two runs.
+Checks the metrics files and training curves, that a second `dvc repro` runs nothing, that changing a
+`truncate_eval` param reruns only that stage, and that `dvc metrics diff` shows the numbers moving between two
+runs. The first run is the session fixture `reproduced_pipeline` (conftest.py), which test_plots_render.py
+shares.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def make_template_copy(destination: Path, model_path: Path, with_labels: bool = 
         "base": {"model": str(model_path), "max_seq_length": 64, "encode_batch_size": 16},
         "split": {"train_fraction": 0.5, "dev_fraction": 0.1, "test_fraction": 0.4},
         "mine_negatives": {"range_min": 1, "range_max": 6, "num_negatives": 1},
-        "train": {"batch_size": 4, "max_seq_length": 64, "matryoshka_dims": [64, 32], "epochs": 1},
+        "train": {"batch_size": 4, "max_seq_length": 64, "matryoshka_dims": [64, 32], "epochs": 1, "logging_steps": 1},
         "truncate_eval": {"dims": [64, 32]},
         "evaluate": {"recall_at": [1, 10, 100]},
     })
@@ -69,14 +71,13 @@ def make_template_copy(destination: Path, model_path: Path, with_labels: bool = 
     return destination
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory, tiny_model_path) -> Path:
-    return make_template_copy(tmp_path_factory.mktemp("e2e") / "project", tiny_model_path)
+@pytest.fixture
+def repo(reproduced_pipeline) -> Path:
+    return reproduced_pipeline[0]
 
 
-def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path) -> None:
-    result = run(["dvc", "repro"], repo)
-    assert stages_run(result.stdout) == STAGE_NAMES
+def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path, reproduced_pipeline) -> None:
+    assert stages_run(reproduced_pipeline[1]) == STAGE_NAMES
 
     evaluate = json.loads((repo / "metrics" / "evaluate.json").read_text())
     assert evaluate["test_queries"] > 0
@@ -109,6 +110,19 @@ def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path) -> None:
     assert [line.split(",")[0] for line in ndcg_by_dim[1:]] == ["32", "64"]
     recall = (repo / "plots" / "recall_at_k.csv").read_text().splitlines()
     assert recall[0] == "k,base,finetuned,bm25,hybrid"
+
+    train = json.loads((repo / "metrics" / "train.json").read_text())
+    assert sorted(p.name for p in (repo / "plots" / "train").iterdir()) == ["learning_rate.tsv", "loss.tsv"]
+    loss = [line.split("\t") for line in (repo / "plots" / "train" / "loss.tsv").read_text().splitlines()]
+    assert loss[0] == ["step", "loss"]
+    assert [int(step) for step, _ in loss[1:]] == list(range(1, train["steps"] + 1))  # logging_steps: 1
+    assert all(float(value) > 0 for _, value in loss[1:])
+    rates = [line.split("\t") for line in (repo / "plots" / "train" / "learning_rate.tsv").read_text().splitlines()]
+    assert rates[0] == ["step", "learning_rate"] and len(rates) == len(loss)
+    assert (repo / "dvc.yaml").read_text() == (TEMPLATE_ROOT / "dvc.yaml").read_text()  # the train stage left it alone
+    assert run(["git", "for-each-ref", "refs/exps"], repo).stdout == ""  # and made no experiment
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert "plots/train" in {out["path"] for out in lock["stages"]["train"]["outs"]}
 
     for name in ("train", "dev", "test"):
         assert (repo / "data" / "split" / name / "qrels.tsv").exists()

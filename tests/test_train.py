@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import subprocess
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from stages.errors import PipelineError
 from stages.models import load_model
 from stages.params import BaseParams, TrainParams
 from stages.retrieval import encode
-from stages.train import build_loss, choose_precision, fine_tune, prompts_for, training_columns
+from stages.train import CURVES, TrainingCurves, build_loss, choose_precision, fine_tune, prompts_for, training_columns
 
 from conftest import TINY_DOCS, TINY_QUERIES
 
@@ -118,3 +119,33 @@ def test_fine_tune_tiny(tiny_model_path, tmp_path, monkeypatch):
     after = encode(model, TINY_QUERIES[:3], progress=False)
     assert after.shape == before.shape == (3, 64)
     assert not np.allclose(before, after, atol=1e-4)  # the weights were updated
+
+
+def test_fine_tune_logs_training_curves_with_dvclive(tiny_model_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q"], check=True)  # a repo without commits, where dvclive.Live fails
+    rows = [{"anchor": query, "positive": f"{title}\n{text}"} for query, (title, text) in zip(TINY_QUERIES, TINY_DOCS)]
+    base = BaseParams(model=str(tiny_model_path), device="cpu", seed=0)
+    settings = TrainParams(epochs=2, batch_size=4, learning_rate=1e-3, max_seq_length=32, matryoshka_dims=[], logging_steps=2)
+    curves = TrainingCurves(tmp_path / "scratch")
+
+    _, report = fine_tune(rows, base, settings, curves)
+    published = curves.publish(tmp_path / "plots" / "train")
+
+    assert [p.name for p in published] == ["loss.tsv", "learning_rate.tsv"]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["train"]  # no temporary folder left behind
+    assert sorted(p.name for p in (tmp_path / "plots" / "train").iterdir()) == ["learning_rate.tsv", "loss.tsv"]
+    expected_steps = [1, *range(2, report["steps"] + 1, 2)]  # step 1, then every logging_steps
+    for name in CURVES:
+        lines = [line.split("\t") for line in (tmp_path / "plots" / "train" / f"{name}.tsv").read_text().splitlines()]
+        assert lines[0] == ["step", name]
+        assert [int(step) for step, _ in lines[1:]] == expected_steps
+        assert all(math.isfinite(float(value)) for _, value in lines[1:])
+    assert not (tmp_path / "dvc.yaml").exists() and not (tmp_path / ".dvc").exists()
+
+
+def test_publish_without_curves_is_an_error(tmp_path):
+    with pytest.raises(PipelineError) as caught:
+        TrainingCurves(tmp_path / "scratch").publish(tmp_path / "plots" / "train")
+    assert "loss.tsv" in str(caught.value)
+    assert not (tmp_path / "plots" / "train").exists()
