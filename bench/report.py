@@ -101,7 +101,7 @@ def speed_section(runs: dict[str, dict]) -> list[str]:
 def scale_section(scale: dict) -> list[str]:
     rows = scale["rows"]
     lines = ["## Scale: encode and exact search", "",
-             f"Synthetic documents of 3 random SciFact sentences each (max_seq_length {rows[0]['max_seq_length']}), "
+             f"Synthetic documents of 2 random SciFact sentences each (max_seq_length {rows[0]['max_seq_length']}), "
              f"{rows[0]['queries']} queries, top-100, each size in a fresh process on {machine_line(scale)}.", "",
              f"    {scale['command']}", "",
              "| documents | encode | docs / s | embeddings | search (all queries) | peak RSS | template / plain ST (encode, search) |",

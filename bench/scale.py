@@ -25,6 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+SENTENCES_PER_DOC = 2
+
+
 def sentences_from(corpus_path: Path) -> list[str]:
     """Every sentence of a BEIR corpus's texts."""
     found = []
@@ -55,7 +58,7 @@ def measure_one(size: int, n_queries: int, corpus_path: Path, max_seq_length: in
     from stages.retrieval import encode, exact_search
 
     sentences = sentences_from(corpus_path)
-    docs = synthetic_texts(sentences, size, 3, seed=size)
+    docs = synthetic_texts(sentences, size, SENTENCES_PER_DOC, seed=size)
     queries = synthetic_texts(sentences, n_queries, 1, seed=size + 1)
     model = load_model("sentence-transformers/all-MiniLM-L6-v2", "cpu", max_seq_length)
     result: dict = {"documents": size, "queries": n_queries, "max_seq_length": max_seq_length, "torch_threads": torch.get_num_threads()}
@@ -92,7 +95,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "bench" / "scifact" / "corpus.jsonl")
-    parser.add_argument("--max-seq-length", type=int, default=128)
+    parser.add_argument("--max-seq-length", type=int, default=64)
     parser.add_argument("--plain-up-to", type=int, default=10_000, help="also run the plain recipe for sizes up to this")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
