@@ -15,7 +15,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stages.params import EvaluateParams  # noqa: E402
 from stages.statistics import compare_systems  # noqa: E402
+from stages.verdict import decide_verdict  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 METRICS = ("ndcg@10", "recall@100", "mrr@10")
@@ -63,7 +65,10 @@ def quality_section(runs: dict[str, dict], dataset: str) -> list[str]:
         c = paired(runs["default"]["per_query"]["finetuned"]["ndcg@10"], runs["plain"]["per_query"]["finetuned"]["ndcg@10"])
         lines += ["", f"Default minus plain recipe, nDCG@10: {c['difference']:+.4f} (95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f}, "
                   f"randomisation p = {c['p_value']:.4f}; {c['wins']} queries won, {c['ties']} tied, {c['losses']} lost)."]
-    lines += ["", "Verdicts written by `evaluate`: " + ", ".join(f"{n}: **{r['evaluate'].get('verdict')}**" for n, r in runs.items()) + "."]
+    verdicts = {n: decide_verdict(paired(r["per_query"]["finetuned"]["ndcg@10"], r["per_query"]["base"]["ndcg@10"]),
+                                  r["evaluate"]["base"]["ndcg@10"], EvaluateParams())["verdict"] for n, r in runs.items()}
+    lines += ["", "Verdict by the current rule (`stages/verdict.py`, default thresholds) on these intervals: "
+              + ", ".join(f"{n}: **{v}**" for n, v in verdicts.items()) + "."]
     lines += ["", "Commands (one run each, on " + machine_line(reference) + "):", ""]
     lines += [f"    {r['command']}" for r in runs.values()]
     return lines

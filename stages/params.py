@@ -147,7 +147,9 @@ class EvaluateParams(Section):
         0.0, description="Verdict 'ship' needs the 95% CI of the nDCG@10 gain over base to have its lower bound above this."
     )
     regression_tolerance: float = Field(
-        0.0, ge=0.0, description="Verdict 'regression' when the nDCG@10 difference to base is below minus this."
+        0.01, ge=0.0,
+        description="Verdict 'regression' when the headline difference to base is below minus this, "
+        "or when its whole 95% interval is below zero.",
     )
     leak_relative_gain: float = Field(
         0.5, gt=0.0, description="A relative nDCG@10 gain above this is flagged as a likely train/test leak."

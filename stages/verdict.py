@@ -6,8 +6,12 @@ from stages.params import EvaluateParams
 
 
 def decide_verdict(comparison: dict, base_score: float, settings: EvaluateParams) -> dict:
-    """'regression' if worse than base beyond the tolerance, 'ship' if the CI's lower bound clears the bar, else 'marginal'."""
-    if comparison["difference"] < -settings.regression_tolerance:
+    """The verdict on the fine-tuned model's gain over base.
+
+    'regression' when it is significantly worse (the whole 95% interval below zero) or worse by more than
+    ``regression_tolerance``; 'ship' when the interval's lower bound clears ``ship_min_ci_low``; else 'marginal'.
+    """
+    if comparison["ci_high"] < 0 or comparison["difference"] < -settings.regression_tolerance:
         verdict = "regression"
     elif comparison["ci_low"] > settings.ship_min_ci_low:
         verdict = "ship"

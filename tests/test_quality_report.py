@@ -61,6 +61,10 @@ def test_verdicts():
     assert decide_verdict(ship, 0.5, settings) == {"verdict": "ship", "relative_gain": 0.1, "suspected_leak": 0}
     assert decide_verdict(marginal, 0.5, settings)["verdict"] == "marginal"
     assert decide_verdict(regression, 0.5, settings)["verdict"] == "regression"
+    tiny_drop = {"difference": -0.001, "ci_low": -0.02, "ci_high": 0.018}
+    assert decide_verdict(tiny_drop, 0.5, settings)["verdict"] == "marginal"
+    significant_small_drop = {"difference": -0.004, "ci_low": -0.007, "ci_high": -0.001}
+    assert decide_verdict(significant_small_drop, 0.5, settings)["verdict"] == "regression"
     assert decide_verdict({"difference": 0.3, "ci_low": 0.2, "ci_high": 0.4}, 0.4, settings)["suspected_leak"] == 1
     strict = EvaluateParams(ship_min_ci_low=0.02)
     assert decide_verdict(ship, 0.5, strict)["verdict"] == "marginal"
