@@ -159,11 +159,23 @@ def sample_section(run: dict) -> list[str]:
              f"pipeline, peak memory {run['peak_rss_mb'] / 1024:.1f} GB (the train stage); training "
              f"{train['train_rows']:,} rows in {train['steps']} steps at {train['pairs_per_second']:.2f} pairs/s. "
              f"{evaluate['test_queries']} test queries.", "",
-             "| system | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
+             "| system | " + " | ".join(evaluate["base"]) + " |", "|---|" + "---|" * len(evaluate["base"])]
     for system in ("base", "finetuned", "bm25", "hybrid"):
-        lines.append(f"| {system} | " + " | ".join(f"{evaluate[system][m]:.4f}" for m in METRICS) + " |")
+        lines.append(f"| {system} | " + " | ".join(f"{evaluate[system][m]:.4f}" for m in evaluate["base"]) + " |")
     lines += ["", f"Fine-tuned minus base, nDCG@10: {c['difference']:+.4f} (95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f}, "
-              f"p = {c['p_value']:.4f}); verdict **{evaluate['verdict']}**."]
+              f"p = {c['p_value']:.4f}; {c['wins']} won, {c['ties']} tied, {c['losses']} lost); verdict **{evaluate['verdict']}**. "
+              f"Leakage: {evaluate['leakage']['exact']} verbatim, {evaluate['leakage']['normalised']} normalised, "
+              f"{evaluate['leakage']['near_duplicate']} near-duplicate test queries."]
+    truncate = json.loads((ROOT / "metrics" / "truncate.json").read_text())
+    dims = sorted(truncate["base"], key=int, reverse=True)
+    lines += ["", "nDCG@10 by width and precision (`metrics/truncate.json`), with retention of the full-width float32 score:", "",
+              "| model | " + " | ".join(dims) + " |", "|---|" + "---|" * len(dims)]
+    for model in ("base", "finetuned"):
+        for precision in ("float32", "int8", "binary"):
+            cells = [truncate[model][d][precision] for d in dims]
+            lines.append(f"| {model} {precision} | " + " | ".join(f"{x['ndcg@10']:.4f} ({x['retention_ndcg@10_pct']:.0f}%)" for x in cells) + " |")
+    lines.append("| bytes per vector (float32 / int8 / binary) | " + " | ".join(
+        " / ".join(str(truncate["base"][d][p]["bytes_per_vector"]) for p in ("float32", "int8", "binary")) for d in dims) + " |")
     return lines
 
 
