@@ -20,10 +20,10 @@ from stages.ir_metrics import mean_metrics, metric_deltas, per_query_metrics
 from stages.leakage import count_leaks
 from stages.lexical import bm25_run
 from stages.models import load_model
-from stages.params import BaseParams, EvaluateParams, load_params
+from stages.params import EvaluateParams, load_params
 from stages.paths import (BASE_EMBEDDINGS_DIR, FINETUNED_EMBEDDINGS_DIR, FINETUNED_MODEL_DIR, METRICS_DIR, PAIRS_DIR,
                           PLOTS_DIR, SPLIT_DIR, corpus_path)
-from stages.retrieval import (Run, StoredEmbeddings, encode, load_embeddings, normalise_rows, rank_corpus,
+from stages.retrieval import (Run, StoredEmbeddings, corpus_embeddings, encode, load_embeddings, normalise_rows, rank_corpus,
                               reciprocal_rank_fusion, save_embeddings)
 from stages.statistics import compare_systems
 from stages.verdict import decide_verdict, print_verdict_banner
@@ -134,11 +134,7 @@ def main() -> None:
     finetuned = load_model(str(FINETUNED_MODEL_DIR), base.device, base.max_seq_length)
     stored = {
         "base": load_embeddings(BASE_EMBEDDINGS_DIR),
-        "finetuned": StoredEmbeddings(
-            vectors=encode(finetuned, [d.full_text for d in corpus.values()], base.document_prompt, base.encode_batch_size),
-            doc_ids=list(corpus),
-            info={"model": str(FINETUNED_MODEL_DIR), "document_prompt": base.document_prompt, "max_seq_length": base.max_seq_length},
-        ),
+        "finetuned": corpus_embeddings(finetuned, str(FINETUNED_MODEL_DIR), corpus, base),
     }
     table, curve = "query_id,system\n", "k\n"
     if not queries:

@@ -11,7 +11,7 @@ from stages.data_io import read_corpus, read_qrels, read_queries, relevant
 from stages.errors import DataFileError
 from stages.ir_metrics import mean_metrics, per_query_metrics
 from stages.params import BaseParams, EvaluateParams
-from stages.retrieval import StoredEmbeddings, encode, rank_corpus
+from stages.retrieval import corpus_embeddings, encode, rank_corpus
 from stages.statistics import compare_systems
 
 
@@ -43,8 +43,7 @@ def forgetting_report(
     depth = min(settings.depth, len(corpus))
     per_query = {}
     for name, model in models.items():
-        stored = StoredEmbeddings(encode(model, [d.full_text for d in corpus.values()], base.document_prompt, base.encode_batch_size),
-                                  list(corpus), {})
+        stored = corpus_embeddings(model, name, corpus, base)
         vectors = encode(model, [queries[q] for q in query_ids], base.query_prompt, base.encode_batch_size, progress=False)
         per_query[name] = per_query_metrics(qrels, rank_corpus(query_ids, vectors, stored, depth, base.search_chunk_size), settings.measures())
     scores = {name: np.array([rows[q][settings.headline] for q in query_ids]) for name, rows in per_query.items()}

@@ -17,9 +17,9 @@ from stages.atomic import atomic_path, write_json_atomic, write_jsonl
 from stages.data_io import Document, read_corpus, read_records
 from stages.errors import PipelineError, run_stage
 from stages.models import load_model
-from stages.params import BaseParams, MineNegativesParams, load_params
+from stages.params import MineNegativesParams, load_params
 from stages.paths import BASE_EMBEDDINGS_DIR, METRICS_DIR, NEGATIVES_DIR, PAIRS_DIR, corpus_path
-from stages.retrieval import StoredEmbeddings, encode, exact_search, save_embeddings
+from stages.retrieval import corpus_embeddings, encode, exact_search, save_embeddings
 
 
 def positives_by_anchor(pairs: list[dict]) -> dict[str, set[str]]:
@@ -122,20 +122,13 @@ def mine_hard_negatives(
     return rows, report
 
 
-def base_corpus_embeddings(corpus: dict[str, Document], base: BaseParams, model) -> StoredEmbeddings:
-    """Encode the corpus once with the base model, recording what produced the vectors."""
-    vectors = encode(model, [d.full_text for d in corpus.values()], base.document_prompt, base.encode_batch_size)
-    info = {"model": base.model, "document_prompt": base.document_prompt, "max_seq_length": base.max_seq_length}
-    return StoredEmbeddings(vectors=vectors, doc_ids=list(corpus), info=info)
-
-
 def main() -> None:
     params = load_params()
     base, settings = params.base, params.mine_negatives
     corpus = read_corpus(corpus_path(params.data))
     pairs = read_records(PAIRS_DIR / "pairs.jsonl")
     model = load_model(base.model, base.device, base.max_seq_length)
-    stored = base_corpus_embeddings(corpus, base, model)
+    stored = corpus_embeddings(model, base.model, corpus, base)
     if settings.num_negatives > 0:
         anchors = sorted({p["anchor"] for p in pairs})
         vectors = encode(model, anchors, base.query_prompt, base.encode_batch_size)

@@ -10,6 +10,8 @@ import numpy as np
 from sentence_transformers import SentenceTransformer
 
 from stages.atomic import atomic_path
+from stages.data_io import Document
+from stages.params import BaseParams
 
 Run = dict[str, dict[str, float]]
 """A ranking: query id -> document id -> score."""
@@ -104,6 +106,20 @@ class StoredEmbeddings:
     vectors: np.ndarray
     doc_ids: list[str]
     info: dict
+
+
+def corpus_embeddings(model: SentenceTransformer, model_name: str, corpus: dict[str, Document], base: BaseParams) -> StoredEmbeddings:
+    """Encode every document (title and text, with the document prompt), recording what produced the vectors.
+
+    Args:
+        model: the encoder.
+        model_name: how the model is named in params or on disk, kept in the stored ``info``.
+        corpus: the documents, in the row order of the result.
+        base: the document prompt, batch size and sequence length used.
+    """
+    vectors = encode(model, [d.full_text for d in corpus.values()], base.document_prompt, base.encode_batch_size)
+    info = {"model": model_name, "document_prompt": base.document_prompt, "max_seq_length": base.max_seq_length}
+    return StoredEmbeddings(vectors=vectors, doc_ids=list(corpus), info=info)
 
 
 def save_embeddings(folder: Path, stored: StoredEmbeddings) -> None:
