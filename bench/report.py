@@ -80,7 +80,7 @@ def speed_section(runs: dict[str, dict]) -> list[str]:
              "Wall seconds and peak resident memory (MB) of each stage's process, from `dvc repro --single-item <stage>`.", "",
              "| stage | " + " | ".join(names) + (" | default / plain |" if "plain" in runs and "default" in runs else " |"),
              "|---|" + "---|" * len(names) + ("---|" if "plain" in runs and "default" in runs else "")]
-    for stage in ("split", "synthesize", "mine_negatives", "train", "evaluate", "truncate_eval"):
+    for stage in runs[names[0]]["stages"]:  # the stages of the code version that produced the results
         row = [f"{runs[n]['stages'][stage]['wall_s']:.0f} s, {runs[n]['stages'][stage]['peak_rss_mb']:.0f} MB" for n in names]
         if "plain" in runs and "default" in runs:
             d, p = runs["default"]["stages"][stage], runs["plain"]["stages"][stage]

@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["split", "synthesize", "mine_negatives", "train", "evaluate", "truncate_eval"]
+STAGES = list(yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"])  # in pipeline order
 
 CONFIGS: dict[str, dict] = {
     # The recipe from the sentence-transformers tutorials: MNRL on the labelled pairs, batch 32, 1 epoch,

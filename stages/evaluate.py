@@ -22,7 +22,7 @@ from stages.lexical import bm25_run
 from stages.models import load_model
 from stages.params import EvaluateParams, load_params
 from stages.paths import (BASE_EMBEDDINGS_DIR, FINETUNED_EMBEDDINGS_DIR, FINETUNED_MODEL_DIR, METRICS_DIR, PAIRS_DIR,
-                          PLOTS_DIR, SPLIT_DIR, corpus_path)
+                          PLOTS_DIR, SPLIT_DIR, CORPUS_FILE)
 from stages.retrieval import (Run, StoredEmbeddings, corpus_embeddings, encode, load_embeddings, normalise_rows, rank_corpus,
                               reciprocal_rank_fusion, save_embeddings)
 from stages.statistics import compare_systems
@@ -129,11 +129,11 @@ def announce(report: dict, headline: str) -> None:
 def main() -> None:
     params = load_params()
     base, settings = params.base, params.evaluate
-    corpus = read_corpus(corpus_path(params.data))
+    corpus = read_corpus(CORPUS_FILE)
     queries, qrels = read_split(SPLIT_DIR / "test")
     finetuned = load_model(str(FINETUNED_MODEL_DIR), base.device, base.max_seq_length)
     stored = {
-        "base": load_embeddings(BASE_EMBEDDINGS_DIR),
+        "base": load_embeddings(BASE_EMBEDDINGS_DIR, corpus),
         "finetuned": corpus_embeddings(finetuned, str(FINETUNED_MODEL_DIR), corpus, base),
     }
     table, curve = "query_id,system\n", "k\n"

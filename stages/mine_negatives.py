@@ -3,7 +3,7 @@
 Candidates come from the rank window [range_min, range_max) of a dense search over the corpus. Every
 document labelled relevant to the pair's anchor (across all pairs that share it) is excluded, and so is any
 document whose text equals the positive. Pairs short of candidates are topped up with random documents.
-The base model's corpus embeddings are stored once here and reused by `evaluate` and `truncate_eval`.
+The base model's corpus embeddings come from `embed_corpus`; only the anchors are encoded here.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from stages.data_io import Document, read_corpus, read_records
 from stages.errors import PipelineError, run_stage
 from stages.models import load_model
 from stages.params import MineNegativesParams, load_params
-from stages.paths import BASE_EMBEDDINGS_DIR, METRICS_DIR, NEGATIVES_DIR, PAIRS_DIR, corpus_path
-from stages.retrieval import corpus_embeddings, encode, exact_search, save_embeddings
+from stages.paths import BASE_EMBEDDINGS_DIR, CORPUS_FILE, METRICS_DIR, NEGATIVES_DIR, PAIRS_DIR
+from stages.retrieval import encode, exact_search, load_embeddings
 
 
 def positives_by_anchor(pairs: list[dict]) -> dict[str, set[str]]:
@@ -125,10 +125,10 @@ def mine_hard_negatives(
 def main() -> None:
     params = load_params()
     base, settings = params.base, params.mine_negatives
-    corpus = read_corpus(corpus_path(params.data))
+    corpus = read_corpus(CORPUS_FILE)
     pairs = read_records(PAIRS_DIR / "pairs.jsonl")
     model = load_model(base.model, base.device, base.max_seq_length)
-    stored = corpus_embeddings(model, base.model, corpus, base)
+    stored = load_embeddings(BASE_EMBEDDINGS_DIR, corpus)
     if settings.num_negatives > 0:
         anchors = sorted({p["anchor"] for p in pairs})
         vectors = encode(model, anchors, base.query_prompt, base.encode_batch_size)
@@ -140,7 +140,6 @@ def main() -> None:
         report = {"pairs": len(rows), "negatives_per_pair": 0}
     with atomic_path(NEGATIVES_DIR, is_dir=True) as out:
         write_jsonl(out / "negatives.jsonl", rows)
-    save_embeddings(BASE_EMBEDDINGS_DIR, stored)
     write_json_atomic(METRICS_DIR / "mine.json", report)
     print(f"mine_negatives: {report}")
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from stages.params import DataParams
 
+CORPUS_FILE = Path("data/corpus/corpus.jsonl")
 SPLIT_DIR = Path("data/split")
 PAIRS_DIR = Path("data/pairs")
 NEGATIVES_DIR = Path("data/negatives")
@@ -17,6 +18,6 @@ TRAIN_PLOTS_DIR = PLOTS_DIR / "train"
 SPLIT_NAMES = ("train", "dev", "test")
 
 
-def corpus_path(data: DataParams) -> Path:
-    """The corpus file of the configured dataset."""
+def source_corpus_path(data: DataParams) -> Path:
+    """The user's corpus file in the configured dataset; only `ingest` reads it, the others read CORPUS_FILE."""
     return Path(data.dir) / data.corpus

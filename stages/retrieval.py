@@ -11,6 +11,7 @@ from sentence_transformers import SentenceTransformer
 
 from stages.atomic import atomic_path
 from stages.data_io import Document
+from stages.errors import PipelineError
 from stages.params import BaseParams
 
 Run = dict[str, dict[str, float]]
@@ -130,13 +131,25 @@ def save_embeddings(folder: Path, stored: StoredEmbeddings) -> None:
         (temporary / "info.json").write_text(json.dumps(stored.info, indent=2, sort_keys=True), encoding="utf-8")
 
 
-def load_embeddings(folder: Path) -> StoredEmbeddings:
-    """Read embeddings written by :func:`save_embeddings`."""
-    return StoredEmbeddings(
-        vectors=np.load(folder / "vectors.npy", allow_pickle=False),
-        doc_ids=json.loads((folder / "doc_ids.json").read_text(encoding="utf-8")),
-        info=json.loads((folder / "info.json").read_text(encoding="utf-8")),
-    )
+def load_embeddings(folder: Path, corpus: dict[str, Document] | None = None) -> StoredEmbeddings:
+    """Read embeddings written by :func:`save_embeddings`.
+
+    Args:
+        folder: the folder :func:`save_embeddings` wrote.
+        corpus: when given, the stored rows must be exactly these documents in this order; otherwise the
+            embeddings are stale (written for another corpus) and a :class:`PipelineError` says so.
+    """
+    try:
+        stored = StoredEmbeddings(
+            vectors=np.load(folder / "vectors.npy", allow_pickle=False),
+            doc_ids=json.loads((folder / "doc_ids.json").read_text(encoding="utf-8")),
+            info=json.loads((folder / "info.json").read_text(encoding="utf-8")),
+        )
+    except FileNotFoundError as error:
+        raise PipelineError(f"{folder}: stored embeddings are missing ({Path(error.filename).name}); run `dvc repro`") from None
+    if corpus is not None and stored.doc_ids != list(corpus):
+        raise PipelineError(f"{folder}: the stored embeddings were computed for another corpus; run `dvc repro`")
+    return stored
 
 
 def reciprocal_rank_fusion(runs: list[Run], top_k: int, k: int = 60) -> Run:

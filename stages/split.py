@@ -14,7 +14,7 @@ from stages.atomic import atomic_path, write_jsonl
 from stages.data_io import Qrels, read_corpus, read_qrels, read_queries, relevant, write_qrels
 from stages.errors import PipelineError, run_stage
 from stages.params import DataParams, SplitParams, load_params
-from stages.paths import SPLIT_DIR, SPLIT_NAMES, corpus_path
+from stages.paths import CORPUS_FILE, SPLIT_DIR, SPLIT_NAMES
 
 
 def split_query_ids(query_ids: list[str], split: SplitParams, seed: int) -> dict[str, list[str]]:
@@ -74,7 +74,7 @@ def split_labelled(
 def main() -> None:
     params = load_params()
     data = params.data
-    corpus = read_corpus(corpus_path(data))
+    corpus = read_corpus(CORPUS_FILE)
     queries_path, qrels_path = Path(data.dir) / data.queries, Path(data.dir) / data.qrels
     queries: dict[str, str] = read_queries(queries_path) if queries_path.exists() else {}
     unjudged: list[str] = []

@@ -17,7 +17,7 @@ from stages.data_io import Document, Qrels, read_corpus, read_split
 from stages.data_io import normalise_text as normalise
 from stages.errors import PipelineError, run_stage
 from stages.params import SynthesizeParams, load_params
-from stages.paths import METRICS_DIR, PAIRS_DIR, SPLIT_DIR, corpus_path
+from stages.paths import CORPUS_FILE, METRICS_DIR, PAIRS_DIR, SPLIT_DIR
 
 
 def labelled_pairs(queries: dict[str, str], qrels: Qrels, corpus: dict[str, Document]) -> list[Pair]:
@@ -112,7 +112,7 @@ def synthesize_pairs(
 
 def main() -> None:
     params = load_params()
-    corpus = read_corpus(corpus_path(params.data))
+    corpus = read_corpus(CORPUS_FILE)
     train = read_split(SPLIT_DIR / "train")
     held_out = {normalise(text) for name in ("dev", "test") for text in read_split(SPLIT_DIR / name)[0].values()}
     pairs, report = synthesize_pairs(corpus, train, held_out, params.synthesize, params.base.seed)

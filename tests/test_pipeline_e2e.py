@@ -21,7 +21,7 @@ import yaml
 from conftest import write_tiny_dataset
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
-STAGE_NAMES = ["split", "synthesize", "mine_negatives", "train", "evaluate", "truncate_eval"]
+STAGE_NAMES = ["ingest", "split", "embed_corpus", "synthesize", "mine_negatives", "train", "evaluate", "truncate_eval"]
 METRIC_KEYS = {"ndcg@10", "mrr@10", "map@100", "recall@1", "recall@10", "recall@100", "precision@10"}
 
 
@@ -155,7 +155,7 @@ def test_metrics_diff_shows_changes_between_runs(repo: Path) -> None:
     run(["git", "commit", "-q", "-m", "first run"], repo)
     set_params(repo, {"base": {"max_seq_length": 24}, "train": {"learning_rate": 1e-3}})
     result = run(["dvc", "repro"], repo)
-    assert stages_run(result.stdout) == ["mine_negatives", "train", "evaluate", "truncate_eval"]
+    assert stages_run(result.stdout) == ["embed_corpus", "mine_negatives", "train", "evaluate", "truncate_eval"]
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
     changed = diff["metrics/evaluate.json"]
     assert any(key.startswith("base.") for key in changed), changed

@@ -22,8 +22,13 @@ def project(tmp_path: Path) -> Path:
 
 
 def run_split(project: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stages.split"], cwd=project, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(TEMPLATE_ROOT), "PATH": "/usr/bin:/bin"})
+    """Run `ingest`, then `split` if ingest succeeded; the result of the last stage run."""
+    for stage in ("ingest", "split"):
+        result = subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=project, capture_output=True, text=True,
+                                env={"PYTHONPATH": str(TEMPLATE_ROOT), "PATH": "/usr/bin:/bin"})
+        if result.returncode != 0:
+            return result
+    return result
 
 
 def assert_clean_failure(result: subprocess.CompletedProcess, project: Path, *expected: str) -> None:
@@ -34,7 +39,7 @@ def assert_clean_failure(result: subprocess.CompletedProcess, project: Path, *ex
     for text in expected:
         assert text in message, message
     assert not (project / "data" / "split").exists()
-    assert not list((project / "data").glob(".split.tmp-*"))
+    assert not list((project / "data").glob(".*.tmp-*"))
 
 
 def test_missing_corpus(project: Path) -> None:
