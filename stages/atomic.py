@@ -7,12 +7,18 @@ could cache as complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from stages.errors import PipelineError
+
+STORAGE_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+"""Write errors that mean the disk (or quota, or file-size limit) is full, not a bug."""
 
 
 def _remove(path: Path) -> None:
@@ -38,6 +44,12 @@ def atomic_path(final: Path | str, is_dir: bool = False) -> Iterator[Path]:
         temporary.mkdir()
     try:
         yield temporary
+    except OSError as error:
+        _remove(temporary)
+        if error.errno in STORAGE_FULL:
+            raise PipelineError(f"{final}: could not write the output ({os.strerror(error.errno)}); "
+                                f"free some space and run again. The previous {final.name}, if any, is unchanged") from None
+        raise
     except BaseException:
         _remove(temporary)
         raise

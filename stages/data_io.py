@@ -177,7 +177,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 def read_split(folder: Path) -> tuple[dict[str, str], Qrels]:
     """Read one split written by the `split` stage: (queries, qrels). An empty split gives two empty dicts."""
     queries_path = folder / "queries.jsonl"
-    if not queries_path.exists() or not queries_path.read_text(encoding="utf-8").strip():
+    if not queries_path.exists() or not any(line.strip() for _, line in read_lines(queries_path)):
         return {}, {}
     queries = read_queries(queries_path)
     return queries, read_qrels(folder / "qrels.tsv", queries)
