@@ -21,6 +21,34 @@ STORAGE_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 """Write errors that mean the disk (or quota, or file-size limit) is full, not a bug."""
 
 
+def _process_is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but someone else's
+        return True
+    return True
+
+
+def remove_abandoned_temporaries(final: Path) -> list[Path]:
+    """Delete the temporary siblings of ``final`` left by runs that were killed (SIGKILL, power loss).
+
+    A temporary is abandoned when the process whose id it carries is no longer running; a concurrent run's
+    temporary is left alone.
+
+    Returns:
+        the paths removed.
+    """
+    removed = []
+    for candidate in final.parent.glob(f".{final.name}.tmp-*"):
+        pid = candidate.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_is_running(int(pid)):
+            _remove(candidate)
+            removed.append(candidate)
+    return removed
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
@@ -39,11 +67,14 @@ def atomic_path(final: Path | str, is_dir: bool = False) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    remove_abandoned_temporaries(final)
     _remove(temporary)
     if is_dir:
         temporary.mkdir()
     try:
         yield temporary
+        _remove(final)
+        os.replace(temporary, final)  # inside the try: a signal during the swap must still clean up
     except OSError as error:
         _remove(temporary)
         if error.errno in STORAGE_FULL:
@@ -53,8 +84,6 @@ def atomic_path(final: Path | str, is_dir: bool = False) -> Iterator[Path]:
     except BaseException:
         _remove(temporary)
         raise
-    _remove(final)
-    os.replace(temporary, final)
 
 
 def write_text_atomic(path: Path | str, text: str) -> None:

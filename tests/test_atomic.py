@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
 
 import pytest
 
@@ -148,3 +150,23 @@ def test_write_jsonl_sorted_keys_and_unicode(tmp_path):
     path = tmp_path / "rows.jsonl"
     write_jsonl(path, [{"b": "é", "a": 1}, {"z": None}])
     assert path.read_text(encoding="utf-8") == '{"a": 1, "b": "é"}\n{"z": null}\n'
+
+
+def test_temporaries_of_killed_runs_are_removed_but_a_running_ones_kept(tmp_path):
+    final = tmp_path / "result.txt"
+    dead = _finished_pid()
+    abandoned = tmp_path / f".result.txt.tmp-{dead}"
+    abandoned.mkdir()
+    (abandoned / "half.bin").write_bytes(b"x")
+    running = tmp_path / f".result.txt.tmp-{os.getppid()}"  # our parent is alive
+    running.write_text("another run's", encoding="utf-8")
+    with atomic_path(final) as temporary:
+        temporary.write_text("new", encoding="utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["result.txt", running.name])
+
+
+def _finished_pid() -> int:
+    """The id of a process that has exited (and been reaped)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
