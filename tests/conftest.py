@@ -80,13 +80,26 @@ def tiny_dataset(tmp_path) -> Path:
     return write_tiny_dataset(tmp_path / "dataset")
 
 
+def snapshot_outputs(repo: Path) -> dict[str, bytes]:
+    """The bytes of every file the pipeline wrote (data/, metrics/, plots/, reviews/), by relative path."""
+    files = {}
+    for folder in ("data", "metrics", "plots", "reviews"):
+        for path in sorted((repo / folder).rglob("*")) if (repo / folder).exists() else []:
+            relative = path.relative_to(repo).as_posix()
+            if path.is_file() and not relative.startswith(("data/sample/", "data/out_of_domain/")):
+                files[relative] = path.read_bytes()
+    return files
+
+
 @pytest.fixture(scope="session")
-def reproduced_pipeline(tmp_path_factory, tiny_model_path) -> tuple[Path, str]:
-    """A template copy with the tiny model and data after one `dvc repro`, and that run's stdout.
+def reproduced_pipeline(tmp_path_factory, tiny_model_path) -> tuple[Path, str, dict[str, bytes]]:
+    """A template copy with the tiny model and data after one `dvc repro`, that run's stdout, and a snapshot of
+    the outputs it wrote (taken before any test changes anything).
 
     Shared by the session: tests may change params and reproduce again, but must leave it reproducible.
     """
     from test_pipeline_e2e import make_template_copy, run
 
     repo = make_template_copy(tmp_path_factory.mktemp("e2e") / "project", tiny_model_path)
-    return repo, run(["dvc", "repro"], repo).stdout
+    stdout = run(["dvc", "repro"], repo).stdout
+    return repo, stdout, snapshot_outputs(repo)
