@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -28,33 +29,70 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
-def pick_device(setting: str = "auto") -> str:
-    """The torch device to use: 'auto' prefers CUDA, then Apple MPS, then the CPU."""
-    if setting != "auto":
-        return setting
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+def pick_device(setting: str = "auto", on_missing_gpu: str = "error") -> str:
+    """The torch device to use.
+
+    Args:
+        setting: 'auto' prefers CUDA, then Apple MPS, then the CPU; anything else is a torch device string.
+        on_missing_gpu: when ``setting`` asks for a GPU ('cuda', 'cuda:1', 'mps') that this machine lacks:
+            'error' stops with a message naming ``base.device``; 'cpu' warns and runs on the CPU.
+    """
+    if setting == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    kind = setting.split(":")[0]
+    missing = (kind == "cuda" and not torch.cuda.is_available()) or (
+        kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()))
+    if kind == "cuda" and not missing and ":" in setting and int(setting.split(":")[1]) >= torch.cuda.device_count():
+        missing = True
+    if missing:
+        if on_missing_gpu == "cpu":
+            print(f"warning: params.yaml base.device is '{setting}', but this machine has no such device; "
+                  "running on the CPU (base.on_missing_gpu: cpu)", file=sys.stderr)
+            return "cpu"
+        raise PipelineError(f"params.yaml: base.device is '{setting}', but this machine has no such device "
+                            "(torch sees no GPU). Set base.device: auto, or base.on_missing_gpu: cpu to fall back to the CPU")
+    return setting
 
 
-def load_model(name: str, device: str = "auto", max_seq_length: int | None = None) -> SentenceTransformer:
-    """Load a sentence-transformers model by name or path, never running code shipped with it.
+def load_model(
+    name: str,
+    device: str = "auto",
+    max_seq_length: int | None = None,
+    *,
+    key: str | None = "base.model",
+    trust_remote_code: bool = False,
+    on_missing_gpu: str = "error",
+) -> SentenceTransformer:
+    """Load a sentence-transformers model by name or path: safetensors weights only, no code shipped with it.
 
     Args:
         name: a model name (the default resolves to its packaged copy) or a local folder.
-        device: 'auto' or a torch device string.
+        device: 'auto' or a torch device string (see :func:`pick_device`).
         max_seq_length: tokens kept per text; ``None`` keeps the model's own setting.
+        key: the params key that named the model, quoted in errors; ``None`` for a pipeline output.
+        trust_remote_code: run Python code shipped with the model (``base.trust_remote_code``); off unless
+            a user turns it on, because that code runs with the user's rights.
+        on_missing_gpu: what to do when ``device`` asks for a GPU this machine lacks (see :func:`pick_device`).
     """
     path = resolve_model_path(name)
+    named_by = f"params.yaml {key}: " if key else ""
     looks_local = path.startswith((".", "/", "~")) or os.sep in path and not _looks_like_hub_id(path)
     if looks_local and not Path(path).expanduser().exists():
-        raise PipelineError(f"model path '{name}' does not exist")
+        raise PipelineError(f"{named_by}model path '{name}' does not exist")
     try:
-        model = SentenceTransformer(path, device=pick_device(device), trust_remote_code=False)
+        model = SentenceTransformer(path, device=pick_device(device, on_missing_gpu), trust_remote_code=trust_remote_code,
+                                    model_kwargs={"use_safetensors": True})
     except (OSError, ValueError) as error:
-        raise PipelineError(f"could not load model '{name}': {error}") from None
+        if "model.safetensors" in str(error) and Path(path).is_dir():
+            raise PipelineError(
+                f"{named_by}model '{name}' has no safetensors weights; only safetensors are loaded, because pickled "
+                "weights can run code. Convert it (load it once yourself and save_pretrained(..., safe_serialization=True))"
+            ) from None
+        raise PipelineError(f"{named_by}could not load model '{name}': {error}") from None
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
     return model

@@ -37,6 +37,12 @@ class BaseParams(Section):
     max_seq_length: int = Field(256, ge=8, description="Tokens kept per text when encoding.")
     encode_batch_size: int = Field(64, ge=1, description="Texts per forward pass when encoding.")
     device: str = Field("auto", description="'auto' (CUDA, then MPS, then CPU), or a torch device string.")
+    on_missing_gpu: Literal["error", "cpu"] = Field(
+        "error", description="When `device` names a GPU this machine lacks: 'error' stops, 'cpu' warns and uses the CPU."
+    )
+    trust_remote_code: bool = Field(
+        False, description="Run Python code shipped with a model (some Hub models need it). Off: that code runs with your rights."
+    )
     search_chunk_size: int = Field(
         50_000, ge=1, description="Corpus rows scored at once in exact search; bounds memory, not results."
     )

@@ -33,9 +33,34 @@ def test_resolve_default_without_package(monkeypatch):
     assert "not installed" in str(caught.value)
 
 
-def test_pick_device_explicit():
+def test_pick_device_explicit(monkeypatch):
     assert pick_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert pick_device("cuda:1") == "cuda:1"
+
+
+@pytest.mark.parametrize("asked", ["cuda", "cuda:0", "mps"])
+def test_missing_gpu_is_a_clear_error_naming_the_key(monkeypatch, asked):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(PipelineError) as caught:
+        pick_device(asked)
+    assert f"base.device is '{asked}', but this machine has no such device" in str(caught.value)
+    assert "base.on_missing_gpu: cpu" in str(caught.value)
+
+
+def test_missing_gpu_falls_back_to_cpu_with_a_warning_when_asked(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("cuda", on_missing_gpu="cpu") == "cpu"
+    assert "running on the CPU (base.on_missing_gpu: cpu)" in capsys.readouterr().err
+
+
+def test_gpu_index_beyond_the_machine_is_missing(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(PipelineError, match="'cuda:3'"):
+        pick_device("cuda:3")
 
 
 def test_pick_device_auto(monkeypatch):
@@ -53,7 +78,7 @@ def test_load_model_missing_relative_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(PipelineError) as caught:
         load_model("./nope", "cpu")
-    assert str(caught.value) == "model path './nope' does not exist"
+    assert str(caught.value) == "params.yaml base.model: model path './nope' does not exist"
 
 
 def test_load_model_missing_absolute_path(tmp_path):
@@ -78,3 +103,24 @@ def test_load_tiny_model_sets_max_seq_length(tiny_model_path):
     assert model.device.type == "cpu"
     unchanged = load_model(str(tiny_model_path), "cpu")
     assert unchanged.max_seq_length == 64
+
+
+def test_model_with_pickled_weights_only_is_refused(tiny_model_path, tmp_path):
+    import shutil
+
+    import safetensors.torch
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_model_path, folder)
+    torch.save(safetensors.torch.load_file(str(folder / "model.safetensors")), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(PipelineError) as caught:
+        load_model(str(folder), "cpu", key="mine_negatives.model")
+    assert f"params.yaml mine_negatives.model: model '{folder}' has no safetensors weights" in str(caught.value)
+
+
+def test_remote_code_is_off_unless_params_turn_it_on():
+    from stages.params import BaseParams
+
+    assert BaseParams().trust_remote_code is False
+    assert BaseParams(trust_remote_code=True).trust_remote_code is True
