@@ -234,6 +234,13 @@ class LlmQueryGenerator:
 
     def request(self, client: openai.OpenAI, chat: list[dict[str, str]]) -> Reply:
         """One passage's reply, retrying rate limits, server errors, timeouts and connection failures."""
+        try:
+            return self._request(client, chat)
+        except PipelineError:
+            self.stop.set()  # at once, so this worker's next passage is not sent before the main thread hears
+            raise
+
+    def _request(self, client: openai.OpenAI, chat: list[dict[str, str]]) -> Reply:
         settings, attempts, last = self.settings, self.settings.max_retries + 1, ""
         for attempt in range(attempts):
             if self.stop.is_set():
@@ -272,9 +279,9 @@ class LlmQueryGenerator:
                                         f"(HTTP {error.status_code}): {self.redact(str(error.message))[:300]}") from None
                 self.report.add("server_errors")
                 last = f"HTTP {error.status_code}"
-            except openai.APIResponseValidationError as error:
-                raise PipelineError(f"synthesize.llm: {settings.base_url} sent a reply that is not a chat completion: "
-                                    f"{self.redact(str(error))[:300]}") from None
+            except (openai.APIResponseValidationError, ValueError) as error:  # ValueError: a body that is not JSON
+                raise PipelineError(f"synthesize.llm: {settings.base_url} sent a reply that is not a chat completion "
+                                    f"({self.redact(str(error))[:200]}); is base_url an OpenAI-compatible endpoint?") from None
             if attempt + 1 < attempts:
                 self.report.add("retries")
                 self.wait(delay)
