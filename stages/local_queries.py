@@ -49,12 +49,12 @@ def generate_local_queries(
     starts = range(0, len(ids), settings.batch_size)
     for number, start in enumerate(tqdm(starts, desc="synthesize: generating queries", unit="batch", disable=not progress)):
         batch = ids[start : start + settings.batch_size]
-        inputs = tokenizer([settings.input_prefix + passages[i] for i in batch], max_length=settings.max_input_tokens,
-                           truncation=True, padding=True, return_tensors="pt").to(chosen)
+        encoded = tokenizer([settings.input_prefix + passages[i] for i in batch], max_length=settings.max_input_tokens,
+                            truncation=True, padding=True, return_tensors="pt")
         torch.manual_seed(seed + number)
         with torch.inference_mode():
             output = model.generate(
-                **inputs, do_sample=True, top_k=settings.top_k, top_p=settings.top_p, temperature=settings.temperature,
+                input_ids=encoded["input_ids"].to(chosen), attention_mask=encoded["attention_mask"].to(chosen), do_sample=True, top_k=settings.top_k, top_p=settings.top_p, temperature=settings.temperature,
                 max_new_tokens=settings.max_new_tokens, num_return_sequences=per_passage,
             )
         texts = tokenizer.batch_decode(output, skip_special_tokens=True)
