@@ -20,6 +20,7 @@ import json
 import os
 import re
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -332,8 +333,10 @@ class LlmQueryGenerator:
         try:
             for future in as_completed(futures):
                 keep(future)
-        except BaseException:
+        except BaseException as error:
             # Stop sending, let the requests in flight finish, and keep every reply they bring back.
+            if isinstance(error, KeyboardInterrupt):
+                print("synthesize: interrupted; waiting for the requests in flight so their replies are cached", file=sys.stderr)
             self.stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
             for future, doc_id in futures.items():

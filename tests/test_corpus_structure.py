@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from stages.corpus_structure import Pair, Section, first_sentence_pairs, parse_sections, section_pairs, split_sections, title_pairs
 from stages.data_io import Document
 

@@ -156,8 +156,11 @@ def test_truncate_param_reruns_only_truncate_eval(repo: Path) -> None:
     assert set(truncate["finetuned"]) == {"64", "32", "16"}
 
 
-def test_review_size_reruns_only_synthesize(repo: Path) -> None:
+def test_frozen_synthesize_is_kept_until_unfrozen(repo: Path) -> None:
+    run(["dvc", "freeze", "synthesize"], repo)  # as the README says, after an expensive generation
     set_params(repo, {"synthesize": {"review": {"kept": 5, "dropped": 5}}})
+    assert stages_run(run(["dvc", "repro"], repo).stdout) == []
+    run(["dvc", "unfreeze", "synthesize"], repo)
     result = run(["dvc", "repro"], repo)
     assert stages_run(result.stdout) == ["synthesize"]  # the pairs are unchanged, so nothing after it reruns
     assert (repo / "reviews" / "synthesize.md").read_text().count("\n| ") <= 10 + 2
