@@ -7,6 +7,7 @@ but it only *uses* (and only lists as a DVC dependency) the sections it needs.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,12 +53,47 @@ class DataParams(Section):
     """Where the dataset lives, in BEIR layout."""
 
     dir: str = Field("data/sample", description="Dataset folder; a DVC dependency of the stages that read it.")
-    corpus: str = Field("corpus.jsonl", description="Corpus file inside `dir`: one {_id, title, text} per line.")
+    corpus: str = Field(
+        "corpus.jsonl",
+        description="Inside `dir`: a corpus file (one {_id, title, text} per line, used as given), or a folder of "
+        ".md/.markdown/.html/.htm/.rst/.txt documents that `ingest` turns into chunks with path-derived ids.",
+    )
     queries: str = Field("queries.jsonl", description="Queries file inside `dir`; may be absent (no labels).")
     qrels: str = Field(
         "qrels.tsv",
         description="Judgements inside `dir`: a TSV split by `split`, or a folder of train/dev/test.tsv used as given.",
     )
+    search_logs: str = Field(
+        "search_logs",
+        description="Inside `dir`: a search-log file (.csv, .tsv, .jsonl) or a folder of them; optional.",
+    )
+    general_pairs: str = Field(
+        "general_pairs.jsonl",
+        description="Inside `dir`: general-domain {anchor, positive} pairs, mixed in when synthesize.general_mix.fraction > 0.",
+    )
+
+
+class IngestParams(Section):
+    """How a folder of documents is cut into passages (a corpus.jsonl passes through unchanged)."""
+
+    chunk_by: Literal["heading", "length"] = Field(
+        "heading",
+        description="'heading': cut at Markdown/HTML/reST headings, packing small sections together up to "
+        "max_chunk_words and cutting longer ones by length; 'length': windows of max_chunk_words words.",
+    )
+    max_chunk_words: int = Field(200, ge=0, description="Most words per passage; 0 keeps each file whole.")
+    chunk_overlap_words: int = Field(
+        40, ge=0, description="Words repeated at the start of a passage from the end of the one before it, when a "
+        "text is cut by length, so a sentence cut in two is whole in one of them."
+    )
+
+    @model_validator(mode="after")
+    def overlap_is_smaller_than_chunk(self) -> "IngestParams":
+        if self.max_chunk_words and self.chunk_overlap_words >= self.max_chunk_words:
+            raise ValueError(
+                f"chunk_overlap_words ({self.chunk_overlap_words}) must be smaller than max_chunk_words ({self.max_chunk_words})"
+            )
+        return self
 
 
 class SplitParams(Section):
@@ -75,20 +111,167 @@ class SplitParams(Section):
         return self
 
 
+PairSource = Literal["labelled", "title", "section", "first_sentence", "search_log", "llm", "generated", "general"]
+"""The tag every training pair carries: where it came from."""
+CorpusPairSource = Literal["labelled", "title", "section", "first_sentence", "search_log", "llm", "generated"]
+"""Sources whose positive is a corpus document (every source but the general-domain mix-in)."""
+QueryStyle = Literal["question", "keyword", "claim"]
+
+DEFAULT_LLM_SYSTEM_PROMPT = "You write realistic search queries for training a retrieval model. You reply with JSON only."
+DEFAULT_LLM_PROMPT_TEMPLATE = """Read the passage and write search queries that it answers.
+{request}
+Write each query the way a user would type it, without copying long phrases from the passage.
+Reply with a JSON object only, in this form: {example}
+
+Passage:
+\"\"\"
+{passage}
+\"\"\"
+"""
+ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class SearchLogParams(Section):
+    """Pairs from search logs: (query, clicked document) from CSV or JSON-lines files."""
+
+    enabled: bool = Field(True, description="Use the logs at data.search_logs (skipped while there are none).")
+    min_clicks: int = Field(1, ge=1, description="A (query, document) needs at least this many clicks, summed over the log.")
+    min_dwell_seconds: float = Field(
+        0.0, ge=0.0, description="Rows with a shorter dwell time are bounces and dropped; when above 0, rows without a dwell time are dropped too."
+    )
+    ignore_columns: list[str] = Field(
+        default_factory=list, description="Other columns your export has (timestamp, session, ...); any other column is unknown."
+    )
+    on_bad_row: Literal["error", "skip"] = Field(
+        "error", description="A row with unknown columns, a bad id or bad numbers: 'error' stops naming file and line; "
+        "'skip' drops it and counts it in the metrics."
+    )
+
+
+class LlmParams(Section):
+    """Queries written by an LLM behind any OpenAI-compatible chat-completions endpoint."""
+
+    enabled: bool = Field(False, description="Generate queries with the LLM (costs money on a paid endpoint).")
+    base_url: str = Field("https://api.openai.com/v1", description="The endpoint, e.g. http://localhost:8000/v1 for vLLM, "
+                          "http://localhost:11434/v1 for Ollama, http://localhost:8080/v1 for llama.cpp.")
+    model: str = Field("gpt-4o-mini", description="The model name the endpoint serves.")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="NAME of the environment variable holding the API key (never the key itself); "
+        "'' for a local server that needs none."
+    )
+    styles: list[QueryStyle] = Field(
+        default_factory=lambda: ["question", "keyword", "claim"], description="Kinds of query asked for, in turn."
+    )
+    queries_per_passage: int = Field(3, ge=1, description="Queries asked for per passage, spread over the styles in order.")
+    max_passages: int = Field(1000, ge=0, description="Seeded sample of at most this many documents; 0 = every document.")
+    max_passage_chars: int = Field(4000, ge=100, description="Passages are cut to this many characters in the prompt.")
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(512, ge=16, description="Most tokens per reply.")
+    concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
+    timeout_seconds: float = Field(60.0, gt=0.0, description="A request with no reply after this long is retried.")
+    max_retries: int = Field(6, ge=0, description="Retries per passage after a rate limit (429), server error (5xx), timeout or lost connection.")
+    backoff_initial_seconds: float = Field(1.0, ge=0.0, description="First wait before a retry; doubles each time.")
+    backoff_max_seconds: float = Field(
+        60.0, ge=0.0, description="Longest wait before a retry. A 429 whose Retry-After asks for longer stops the stage."
+    )
+    cache: str = Field(
+        ".cache/llm_queries.sqlite",
+        description="SQLite file of every reply, keyed by (model, prompt template, passage hash); outside DVC's outputs, "
+        "so a re-run or a resumed run never pays for a passage twice.",
+    )
+    system_prompt: str = Field(DEFAULT_LLM_SYSTEM_PROMPT, description="The system message.")
+    prompt_template: str = Field(
+        DEFAULT_LLM_PROMPT_TEMPLATE,
+        description="The user message; {request} becomes the queries asked for, {example} the JSON reply form, "
+        "{passage} the passage.",
+    )
+
+    @model_validator(mode="after")
+    def consistent(self) -> "LlmParams":
+        # A model-level check: its error message never repeats the value, which may be a pasted key.
+        if self.api_key_env and not ENV_VAR_NAME.fullmatch(self.api_key_env):
+            raise ValueError("api_key_env must be the NAME of an environment variable (e.g. OPENAI_API_KEY), not a key")
+        if not self.styles or len(set(self.styles)) != len(self.styles):
+            raise ValueError("styles must list each of question, keyword, claim at most once, and at least one")
+        if self.queries_per_passage < len(self.styles):
+            raise ValueError(f"queries_per_passage ({self.queries_per_passage}) must be at least the number of styles "
+                             f"({len(self.styles)})")
+        missing = [name for name in ("{passage}", "{request}", "{example}") if name not in self.prompt_template]
+        if missing:
+            raise ValueError(f"prompt_template must contain {', '.join(missing)}")
+        return self
+
+
+class LocalGeneratorParams(Section):
+    """Queries from a Hugging Face seq2seq model (doc2query-style T5), run locally."""
+
+    enabled: bool = Field(False, description="Generate queries with the local model.")
+    model: str = Field("doc2query/msmarco-t5-base-v1", description="A seq2seq model name on the Hub, or a local folder.")
+    queries_per_passage: int = Field(3, ge=1, description="Sampled queries per passage.")
+    max_passages: int = Field(2000, ge=0, description="Seeded sample of at most this many documents; 0 = every document.")
+    batch_size: int = Field(16, ge=1, description="Passages per generate() call.")
+    max_input_tokens: int = Field(384, ge=8, description="Passage tokens given to the model.")
+    max_new_tokens: int = Field(48, ge=4, description="Most tokens per query.")
+    top_k: int = Field(10, ge=0, description="Sample from the k likeliest tokens (0 = no limit).")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    temperature: float = Field(1.0, gt=0.0)
+    input_prefix: str = Field("", description="Text put before each passage, for models trained with one.")
+
+
+class QualityParams(Section):
+    """Filters every candidate pair passes before it is kept."""
+
+    min_anchor_chars: int = Field(5, ge=1, description="Shorter anchors are dropped.")
+    min_positive_chars: int = Field(50, ge=1, description="Shorter positives are dropped.")
+    copy_ngram: int = Field(4, ge=1, description="Word n-gram length of the copy filter.")
+    max_copy_overlap: float = Field(
+        0.5, ge=0.0, le=1.0, description="A query with more than this share of its word n-grams found in its passage is "
+        "dropped as a copy; queries shorter than copy_ngram words are never dropped by it."
+    )
+    copy_filter_sources: list[PairSource] = Field(
+        default_factory=lambda: ["title", "section", "first_sentence", "llm", "generated"],
+        description="Sources the copy filter applies to (by default those whose queries no person wrote).",
+    )
+    round_trip_sources: list[CorpusPairSource] = Field(
+        default_factory=lambda: ["llm", "generated"],
+        description="Sources whose pairs are kept only if the base model ranks the positive within round_trip_k.",
+    )
+    round_trip_k: int = Field(10, ge=1, description="Rank cut-off of the round-trip filter.")
+
+
+class GeneralMixParams(Section):
+    """General-domain pairs mixed in to limit forgetting."""
+
+    fraction: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Share of the final pairs drawn (seeded) from data.general_pairs; 0 = none."
+    )
+
+
+class ReviewParams(Section):
+    """The human-readable sample of kept and dropped pairs (reviews/synthesize.md)."""
+
+    kept: int = Field(50, ge=0, description="Kept pairs shown, spread over the sources.")
+    dropped: int = Field(20, ge=0, description="Dropped pairs shown with their reason, spread over the reasons.")
+
+
 class SynthesizeParams(Section):
     """Which sources of training pairs are used, and their filters."""
 
     labelled: bool = Field(True, description="Pairs from the train split's labelled queries.")
     title_to_text: bool = Field(True, description="Pairs of (document title, document text).")
-    sections: bool = Field(True, description="Pairs of (heading, section text) from Markdown/reST headings.")
+    sections: bool = Field(True, description="Pairs of (heading, section text) from Markdown/HTML/reST headings.")
     first_sentence: bool = Field(True, description="Pairs of (first sentence, rest) for documents with no title.")
-    min_positive_chars: int = Field(50, ge=1, description="Shorter positives are dropped.")
-    min_anchor_chars: int = Field(5, ge=1, description="Shorter anchors are dropped.")
     max_structure_pairs_per_source: int = Field(
         2000, ge=0,
         description="Seeded sample of at most this many pairs per corpus-structure source (title, section, "
-        "first_sentence); labelled pairs are always kept whole. 0 keeps all.",
+        "first_sentence); other sources are always kept whole. 0 keeps all.",
     )
+    search_log: SearchLogParams = SearchLogParams()
+    llm: LlmParams = LlmParams()
+    local_generator: LocalGeneratorParams = LocalGeneratorParams()
+    quality: QualityParams = QualityParams()
+    general_mix: GeneralMixParams = GeneralMixParams()
+    review: ReviewParams = ReviewParams()
 
 
 class MineNegativesParams(Section):
@@ -221,6 +404,7 @@ class Params(Section):
 
     base: BaseParams = BaseParams()
     data: DataParams = DataParams()
+    ingest: IngestParams = IngestParams()
     split: SplitParams = SplitParams()
     synthesize: SynthesizeParams = SynthesizeParams()
     mine_negatives: MineNegativesParams = MineNegativesParams()

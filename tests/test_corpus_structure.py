@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from stages.corpus_structure import Pair, first_sentence_pairs, section_pairs, split_sections, title_pairs
+from stages.corpus_structure import Pair, Section, first_sentence_pairs, parse_sections, section_pairs, split_sections, title_pairs
 from stages.data_io import Document
 
 
@@ -101,3 +99,28 @@ def test_first_sentence_does_not_split_lowercase_continuation():
 
 def test_pair_as_row():
     assert Pair("a", "p", "d1", "title").as_row() == {"anchor": "a", "positive": "p", "positive_id": "d1", "source": "title"}
+
+
+def test_html_headings_in_corpus_text():
+    text = "<p>Intro.</p><h2>Install</h2><p>Use <b>pip</b>.</p><h3>Extras</h3><ul><li>a</li></ul>"
+    assert split_sections(text) == [("Install", "Use pip."), ("Extras", "- a")]
+    corpus = {"h": Document("h", "Tool", text)}
+    assert section_pairs(corpus) == [Pair("Tool: Install", "Use pip.", "h", "section"), Pair("Tool: Extras", "- a", "h", "section")]
+
+
+def test_parse_sections_levels_and_preamble():
+    text = "Before.\n# One\nbody one\n### Three\nbody three\nTwo\n===\nrst one\nSub\n---\nrst two\nAgain\n=====\nrst one again"
+    assert parse_sections(text) == [
+        Section(0, "", "Before."),
+        Section(1, "One", "body one"),
+        Section(3, "Three", "body three"),
+        Section(1, "Two", "rst one"),      # first adornment style seen: level 1
+        Section(2, "Sub", "rst two"),      # second style: level 2
+        Section(1, "Again", "rst one again"),
+    ]
+    assert parse_sections("") == [Section(0, "", "")]
+
+
+def test_rest_overlined_and_underlined_is_its_own_level():
+    text = "=====\nTitle\n=====\nintro\nPart\n=====\nbody"
+    assert parse_sections(text) == [Section(0, "", ""), Section(1, "Title", "intro"), Section(2, "Part", "body")]

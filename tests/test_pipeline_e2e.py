@@ -126,6 +126,12 @@ def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path, reproduced_
 
     for name in ("train", "dev", "test"):
         assert (repo / "data" / "split" / name / "qrels.tsv").exists()
+    synthesize = json.loads((repo / "metrics" / "synthesize.json").read_text())
+    assert synthesize["total_pairs"] == sum(source["kept"] for source in synthesize["sources"].values()) > 0
+    assert synthesize["llm"]["requests"] == 0  # no LLM configured by default
+    review = (repo / "reviews" / "synthesize.md").read_text()
+    assert "## Kept" in review and "## Dropped" in review
+    assert json.loads((repo / "metrics" / "ingest.json").read_text()) == {"documents": 12}
     negatives = [json.loads(line) for line in (repo / "data" / "negatives" / "negatives.jsonl").read_text().splitlines()]
     assert negatives and all({"anchor", "positive", "negative_1"} <= set(row) for row in negatives)
 
@@ -150,12 +156,25 @@ def test_truncate_param_reruns_only_truncate_eval(repo: Path) -> None:
     assert set(truncate["finetuned"]) == {"64", "32", "16"}
 
 
+def test_frozen_synthesize_is_kept_until_unfrozen(repo: Path) -> None:
+    # As the README says: `frozen: true` by hand (`dvc freeze` cannot rewrite a stage that uses ${...}).
+    pipeline = (repo / "dvc.yaml").read_text()
+    (repo / "dvc.yaml").write_text(pipeline.replace("  synthesize:\n", "  synthesize:\n    frozen: true\n", 1))
+    set_params(repo, {"synthesize": {"review": {"kept": 5, "dropped": 5}}})
+    assert stages_run(run(["dvc", "repro"], repo).stdout) == []
+    (repo / "dvc.yaml").write_text(pipeline)
+    result = run(["dvc", "repro"], repo)
+    assert stages_run(result.stdout) == ["synthesize"]  # the pairs are unchanged, so nothing after it reruns
+    assert (repo / "reviews" / "synthesize.md").read_text().count("\n| ") <= 10 + 2
+
+
 def test_metrics_diff_shows_changes_between_runs(repo: Path) -> None:
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "first run"], repo)
     set_params(repo, {"base": {"max_seq_length": 24}, "train": {"learning_rate": 1e-3}})
     result = run(["dvc", "repro"], repo)
-    assert stages_run(result.stdout) == ["embed_corpus", "mine_negatives", "train", "evaluate", "truncate_eval"]
+    # synthesize reads the base model (its round-trip filter), so it reruns too
+    assert stages_run(result.stdout) == ["embed_corpus", "synthesize", "mine_negatives", "train", "evaluate", "truncate_eval"]
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
     changed = diff["metrics/evaluate.json"]
     assert any(key.startswith("base.") for key in changed), changed

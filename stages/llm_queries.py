@@ -1,0 +1,383 @@
+"""Queries written by an LLM behind any OpenAI-compatible chat-completions endpoint, paid for once per passage.
+
+- The `openai` client talks to the endpoint (OpenAI, vLLM, Ollama, llama.cpp server, ...); its own retries are
+  off, so that the waits, their counts and the final error are ours and set in params.
+- Requests run on a bounded thread pool. Rate limits (429) wait as long as the reply's Retry-After says;
+  server errors, timeouts and lost connections back off exponentially; after ``max_retries`` the stage stops.
+- Every reply is stored, the moment it arrives, in an SQLite file keyed by (model, prompt template, passage
+  hash). A re-run, or a run resumed after an interruption (Ctrl-C, a crash, a kill), reads those replies
+  back and sends requests only for the passages still missing.
+- Replies are parsed after caching, so a reply that cannot be parsed is counted and its passage skipped
+  (and it is not paid for again).
+- The API key is read from the environment variable named in params, and nowhere else; it is never
+  written or printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import openai
+from tqdm.auto import tqdm
+
+from stages.errors import PipelineError
+from stages.pair_filters import clean_query
+from stages.params import LlmParams
+
+STYLE_DESCRIPTIONS = {
+    "question": "questions a user would ask that the passage answers",
+    "keyword": "short keyword queries, as typed into a search box",
+    "claim": "statements of fact that the passage supports",
+}
+NO_KEY = "no-key-needed"
+"""Sent as the key to endpoints that need none (api_key_env: ''); the client insists on some value."""
+CODE_FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A completion as cached: its text and what it cost."""
+
+    content: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """What identifies a reply: the model, the prompt (template and settings), and the passage."""
+
+    model: str
+    prompt_hash: str
+    passage_hash: str
+
+
+@dataclass
+class LlmReport:
+    """Counts for metrics/synthesize.json under ``llm``; safe to update from the worker threads."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys((
+        "passages", "cache_hits", "cache_misses", "requests", "retries", "rate_limited", "server_errors", "timeouts",
+        "connection_errors", "unparseable_replies", "queries", "prompt_tokens", "completion_tokens",
+        "prompt_tokens_this_run", "completion_tokens_this_run",
+    ), 0))
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self.lock:
+            self.counts[name] += amount
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def style_counts(settings: LlmParams) -> dict[str, int]:
+    """Queries asked for per style: ``queries_per_passage`` spread over the styles in order."""
+    share, extra = divmod(settings.queries_per_passage, len(settings.styles))
+    return {style: share + (i < extra) for i, style in enumerate(settings.styles)}
+
+
+def user_template(settings: LlmParams) -> str:
+    """The user message with the request and reply form filled in, and ``{passage}`` still open."""
+    counts = style_counts(settings)
+    request = "\n".join(f"- {n} {style} quer{'y' if n == 1 else 'ies'}: {STYLE_DESCRIPTIONS[style]}" for style, n in counts.items())
+    example = json.dumps({style: ["..."] * n for style, n in counts.items()})
+    return settings.prompt_template.replace("{request}", request).replace("{example}", example)
+
+
+def prompt_hash(settings: LlmParams) -> str:
+    """Hash of everything but the passage that shapes a reply: the prompts and the sampling settings.
+
+    The endpoint's URL is left out, so the same model served elsewhere reuses the cache.
+    """
+    prompt = {"system": settings.system_prompt, "user": user_template(settings), "temperature": settings.temperature,
+              "max_tokens": settings.max_tokens}
+    return sha256(json.dumps(prompt, sort_keys=True))
+
+
+def messages(passage: str, template: str, settings: LlmParams) -> list[dict[str, str]]:
+    """The chat messages for one passage (the passage goes in last, so braces in it are left alone)."""
+    return [{"role": "system", "content": settings.system_prompt}, {"role": "user", "content": template.replace("{passage}", passage)}]
+
+
+def parse_reply(content: str, counts: dict[str, int]) -> list[tuple[str, str]] | None:
+    """(style, query) pairs from a reply holding a JSON object of style -> list of queries.
+
+    Code fences and text around the object are tolerated; at most the number asked for is taken per style.
+    Returns None when no query can be read.
+    """
+    text = CODE_FENCE.sub("", content.strip())
+    start, end = text.find("{"), text.rfind("}")
+    try:
+        data = json.loads(text[start : end + 1]) if 0 <= start < end else None
+    except json.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        return None
+    queries = []
+    for style, wanted in counts.items():
+        values = data.get(style, [])
+        values = [values] if isinstance(values, str) else values if isinstance(values, list) else []
+        texts = [clean_query(v) for v in values if isinstance(v, str) and v.strip()]
+        queries += [(style, text) for text in texts[:wanted]]
+    return queries or None
+
+
+class ReplyCache:
+    """Replies on disk (SQLite), committed one by one so an interrupted run loses nothing it was sent."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.connection = sqlite3.connect(self.path)
+            self.connection.execute("PRAGMA journal_mode=WAL")
+            self.connection.execute(
+                "CREATE TABLE IF NOT EXISTS replies (model TEXT NOT NULL, prompt_hash TEXT NOT NULL, "
+                "passage_hash TEXT NOT NULL, content TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, "
+                "completion_tokens INTEGER NOT NULL, created REAL NOT NULL, PRIMARY KEY (model, prompt_hash, passage_hash))"
+            )
+        except sqlite3.DatabaseError as error:
+            raise PipelineError(f"synthesize.llm.cache: {self.path} is not a usable SQLite cache ({error}); "
+                                "move it away to start a new one") from None
+
+    def get(self, key: CacheKey) -> Reply | None:
+        row = self.connection.execute(
+            "SELECT content, prompt_tokens, completion_tokens FROM replies WHERE model = ? AND prompt_hash = ? AND passage_hash = ?",
+            (key.model, key.prompt_hash, key.passage_hash),
+        ).fetchone()
+        return Reply(*row) if row else None
+
+    def put(self, key: CacheKey, reply: Reply) -> None:
+        with self.connection:
+            self.connection.execute(
+                "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key.model, key.prompt_hash, key.passage_hash, reply.content, reply.prompt_tokens, reply.completion_tokens, time.time()),
+            )
+
+    def __len__(self) -> int:
+        return self.connection.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def api_key_from_env(settings: LlmParams) -> str:
+    """The API key from the environment variable ``settings.api_key_env`` names ('' when it names none).
+
+    Raises:
+        PipelineError: the variable is unset or empty (raised before any request is made).
+    """
+    if not settings.api_key_env:
+        return ""
+    key = os.environ.get(settings.api_key_env, "").strip()
+    if not key:
+        raise PipelineError(
+            f"synthesize.llm is enabled, but the environment variable {settings.api_key_env} (named by "
+            f"synthesize.llm.api_key_env) is not set: export {settings.api_key_env}=<your key>, or set "
+            "api_key_env: '' for a local server that needs no key"
+        )
+    return key
+
+
+def retry_after_seconds(error: openai.APIStatusError) -> float | None:
+    """The wait a rate-limit reply asks for (Retry-After-Ms or Retry-After, in seconds), or None."""
+    headers = error.response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            return max(float(headers[name]) * scale, 0.0)
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
+
+
+class Stopped(Exception):
+    """Raised in a worker that was about to send a request after the run was told to stop."""
+
+
+class LlmQueryGenerator:
+    """Sends the requests, with retries, for the passages the cache does not hold.
+
+    Args:
+        settings: endpoint, model, prompt, concurrency, timeouts and retry policy.
+        api_key: from :func:`api_key_from_env`; '' for none.
+        cache: where replies are kept.
+        wait: called with the seconds to wait before a retry; by default a wait that ends early when the run
+            stops. Tests pass a recorder so that they run without waiting.
+        progress: show a progress bar.
+    """
+
+    def __init__(self, settings: LlmParams, api_key: str, cache: ReplyCache,
+                 wait: Callable[[float], object] | None = None, progress: bool = True) -> None:
+        self.settings, self.api_key, self.cache, self.progress = settings, api_key, cache, progress
+        self.report = LlmReport()
+        self.stop = threading.Event()
+        self.wait = wait or self.stop.wait
+
+    def redact(self, text: str) -> str:
+        """Text with the API key blotted out, for messages built from the endpoint's replies."""
+        return text.replace(self.api_key, "***") if self.api_key else text
+
+    def backoff(self, attempt: int) -> float:
+        return min(self.settings.backoff_initial_seconds * 2**attempt, self.settings.backoff_max_seconds)
+
+    def request(self, client: openai.OpenAI, chat: list[dict[str, str]]) -> Reply:
+        """One passage's reply, retrying rate limits, server errors, timeouts and connection failures."""
+        try:
+            return self._request(client, chat)
+        except PipelineError:
+            self.stop.set()  # at once, so this worker's next passage is not sent before the main thread hears
+            raise
+
+    def _request(self, client: openai.OpenAI, chat: list[dict[str, str]]) -> Reply:
+        settings, attempts, last = self.settings, self.settings.max_retries + 1, ""
+        for attempt in range(attempts):
+            if self.stop.is_set():
+                raise Stopped
+            delay = self.backoff(attempt)
+            self.report.add("requests")
+            try:
+                response = client.chat.completions.create(
+                    model=settings.model, messages=chat, temperature=settings.temperature, max_tokens=settings.max_tokens
+                )
+                usage = response.usage
+                content = response.choices[0].message.content if response.choices else ""
+                return Reply(content or "", getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0)
+            except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
+                raise PipelineError(f"synthesize.llm: {settings.base_url} refused the API key from {settings.api_key_env or '(none)'} "
+                                    f"(HTTP {error.status_code})") from None
+            except openai.RateLimitError as error:
+                self.report.add("rate_limited")
+                if getattr(error, "code", None) == "insufficient_quota":
+                    raise PipelineError(f"synthesize.llm: {settings.base_url} says the account's quota is used up (HTTP 429, "
+                                        "insufficient_quota); retrying will not help") from None
+                asked = retry_after_seconds(error)
+                if asked is not None and asked > settings.backoff_max_seconds:
+                    raise PipelineError(f"synthesize.llm: {settings.base_url} is rate limiting and asks to wait {asked:g} s, longer than "
+                                        f"synthesize.llm.backoff_max_seconds ({settings.backoff_max_seconds:g}); try again later") from None
+                delay, last = (delay if asked is None else asked), "HTTP 429 (rate limited)"
+            except openai.APITimeoutError:
+                self.report.add("timeouts")
+                last = f"no reply within {settings.timeout_seconds:g} s"
+            except openai.APIConnectionError as error:
+                self.report.add("connection_errors")
+                last = f"could not connect ({self.redact(str(error.__cause__ or error))})"
+            except openai.APIStatusError as error:
+                if error.status_code < 500 and error.status_code not in (408, 409):
+                    raise PipelineError(f"synthesize.llm: {settings.base_url} rejected the request for model '{settings.model}' "
+                                        f"(HTTP {error.status_code}): {self.redact(str(error.message))[:300]}") from None
+                self.report.add("server_errors")
+                last = f"HTTP {error.status_code}"
+            except (openai.APIResponseValidationError, ValueError) as error:  # ValueError: a body that is not JSON
+                raise PipelineError(f"synthesize.llm: {settings.base_url} sent a reply that is not a chat completion "
+                                    f"({self.redact(str(error))[:200]}); is base_url an OpenAI-compatible endpoint?") from None
+            if attempt + 1 < attempts:
+                self.report.add("retries")
+                self.wait(delay)
+        raise PipelineError(
+            f"synthesize.llm: {settings.base_url} failed {attempts} times in a row (last: {last}); the replies received so "
+            f"far are kept in {self.cache.path}, so running the stage again resumes where this run stopped"
+        )
+
+    def replies(self, passages: dict[str, str]) -> dict[str, Reply]:
+        """A reply for every passage: from the cache, or requested and cached the moment it arrives.
+
+        Raises:
+            PipelineError: a request failed for good; everything received before is in the cache.
+        """
+        settings, template, fingerprint = self.settings, user_template(self.settings), prompt_hash(self.settings)
+        keys = {doc_id: CacheKey(settings.model, fingerprint, sha256(text)) for doc_id, text in passages.items()}
+        found: dict[str, Reply] = {}
+        for doc_id in sorted(passages):
+            cached = self.cache.get(keys[doc_id])
+            if cached is not None:
+                found[doc_id] = cached
+        missing = [doc_id for doc_id in sorted(passages) if doc_id not in found]
+        self.report.add("passages", len(passages))
+        self.report.add("cache_hits", len(found))
+        self.report.add("cache_misses", len(missing))
+        if missing:
+            client = openai.OpenAI(base_url=settings.base_url, api_key=self.api_key or NO_KEY, max_retries=0,
+                                   timeout=settings.timeout_seconds)
+            with tqdm(total=len(passages), initial=len(found), desc="synthesize: LLM queries", unit="passage",
+                      disable=not self.progress) as bar:
+                self._request_all(client, {d: messages(passages[d], template, settings) for d in missing}, keys, found, bar)
+        return found
+
+    def _request_all(self, client: openai.OpenAI, chats: dict[str, list], keys: dict[str, CacheKey],
+                     found: dict[str, Reply], bar: tqdm) -> None:
+        pool = ThreadPoolExecutor(max_workers=self.settings.concurrency)
+        futures: dict[Future, str] = {pool.submit(self.request, client, chat): doc_id for doc_id, chat in chats.items()}
+
+        def keep(future: Future) -> None:
+            reply, doc_id = future.result(), futures[future]
+            self.cache.put(keys[doc_id], reply)
+            found[doc_id] = reply
+            self.report.add("prompt_tokens_this_run", reply.prompt_tokens)
+            self.report.add("completion_tokens_this_run", reply.completion_tokens)
+            bar.update(1)
+            bar.set_postfix(tokens=self.report.counts["prompt_tokens_this_run"] + self.report.counts["completion_tokens_this_run"])
+
+        try:
+            for future in as_completed(futures):
+                keep(future)
+        except BaseException as error:
+            # Stop sending, let the requests in flight finish, and keep every reply they bring back.
+            if isinstance(error, KeyboardInterrupt):
+                print("synthesize: interrupted; waiting for the requests in flight so their replies are cached", file=sys.stderr)
+            self.stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            for future, doc_id in futures.items():
+                if doc_id not in found and future.done() and not future.cancelled() and future.exception() is None:
+                    keep(future)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+
+
+def llm_queries(passages: dict[str, str], settings: LlmParams, cache_path: Path | str,
+                wait: Callable[[float], object] | None = None, progress: bool = True) -> tuple[dict[str, list[tuple[str, str]]], dict[str, int]]:
+    """(style, query) lists per passage id, and the counts for the metrics.
+
+    Args:
+        passages: passage id -> the text to write queries for.
+        settings: the ``synthesize.llm`` params.
+        cache_path: the SQLite reply cache.
+        wait: see :class:`LlmQueryGenerator`.
+        progress: show a progress bar.
+
+    Raises:
+        PipelineError: the API key's variable is unset (before any request), or the endpoint failed for good.
+    """
+    api_key = api_key_from_env(settings)
+    cache = ReplyCache(cache_path)
+    try:
+        generator = LlmQueryGenerator(settings, api_key, cache, wait, progress)
+        replies = generator.replies(passages)
+    finally:
+        cache.close()
+    report, counts = generator.report, style_counts(settings)
+    queries: dict[str, list[tuple[str, str]]] = {}
+    for doc_id in sorted(replies):
+        reply = replies[doc_id]
+        report.add("prompt_tokens", reply.prompt_tokens)
+        report.add("completion_tokens", reply.completion_tokens)
+        parsed = parse_reply(reply.content, counts)
+        if parsed is None:
+            report.add("unparseable_replies")
+            continue
+        queries[doc_id] = parsed
+        report.add("queries", len(parsed))
+    return queries, dict(report.counts)
