@@ -342,6 +342,12 @@ class LlmQueryGenerator:
             for future, doc_id in futures.items():
                 if doc_id not in found and future.done() and not future.cancelled() and future.exception() is None:
                     keep(future)
+            if isinstance(error, Stopped):
+                # A worker that saw the stop flag may finish before the one whose failure set it: report the failure.
+                failures = [f.exception() for f in futures if f.done() and not f.cancelled()
+                            and isinstance(f.exception(), PipelineError)]
+                if failures:
+                    raise failures[0] from None
             raise
         finally:
             pool.shutdown(wait=True)
