@@ -91,7 +91,7 @@ def fine_tune(
     if evaluator is not None and settings.early_stopping_patience:
         early_stopping = EarlyStoppingCallback(settings.early_stopping_patience, settings.early_stopping_threshold)
         stage_callbacks.append(early_stopping)
-    args = training_arguments(settings, base, checkpoints, device, training, evaluate=evaluator is not None)
+    args = training_arguments(settings, base, checkpoints, device, training, evaluator is not None, world)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=training.trainer_dataset(), loss=loss,
                                          evaluator=evaluator, callbacks=stage_callbacks)
     resumed_step = json.loads((start / "trainer_state.json").read_text())["global_step"] if start else 0

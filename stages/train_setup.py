@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from sentence_transformers import SentenceTransformerTrainingArguments
 
 from stages.errors import PipelineError
 from stages.params import BaseParams, TrainParams
-from stages.train_data import LOSS_INPUTS, TrainingSet
+from stages.train_data import LOSS_INPUTS, AlignedProportionalBatchSampler, TrainingSet
 from stages.train_monitor import BEST_MODEL_METRIC
 
 LABEL_COLUMNS = ("label", "score")
@@ -67,9 +68,20 @@ def out_of_memory_message(settings: TrainParams, device: str) -> str:
 
 
 def training_arguments(
-    settings: TrainParams, base: BaseParams, output_dir: Path, device: str, training: TrainingSet, evaluate: bool
+    settings: TrainParams, base: BaseParams, output_dir: Path, device: str, training: TrainingSet, evaluate: bool,
+    world_size: int = 1,
 ) -> SentenceTransformerTrainingArguments:
-    """The trainer's arguments: every value comes from params or from what the run has (dev split, device)."""
+    """The trainer's arguments: every value comes from params or from what the run has.
+
+    Args:
+        settings: the `train` params.
+        base: seed and prompts.
+        output_dir: where checkpoints go.
+        device: the torch device this process trains on.
+        training: the datasets (their columns decide the prompts).
+        evaluate: whether there is a dev evaluator (evaluation, best checkpoint, early stopping).
+        world_size: training processes (batches are drawn in runs of this many, see AlignedProportionalBatchSampler).
+    """
     columns = sorted({c for d in training.datasets.values() for c in d.column_names})
     single = len(training.datasets) == 1
     return SentenceTransformerTrainingArguments(
@@ -90,7 +102,7 @@ def training_arguments(
         # them get plain seeded random batches. Groups of different negative counts are sampled in proportion
         # to their sizes, so every example is used once per epoch.
         batch_sampler="no_duplicates" if LOSS_INPUTS[settings.loss].in_batch_negatives else "batch_sampler",
-        multi_dataset_batch_sampler="proportional",
+        multi_dataset_batch_sampler=functools.partial(AlignedProportionalBatchSampler, world_size=world_size),
         prompts=prompts_for(columns, base),
         eval_strategy="steps" if evaluate else "no",
         eval_steps=settings.eval_steps,

@@ -128,7 +128,7 @@ def test_contrastive_losses_consume_every_mined_negative(tmp_path):
     assert training.examples == training.pairs == 36 and training.skipped_rows == 0
     assert training.pairs_by_source == {"labelled": 18, "title": 18}
     assert training.negatives_per_example == {"0": 12, "1": 12, "2": 12}
-    assert type(training.trainer_dataset()).__name__ == "DatasetDict"
+    assert list(training.trainer_dataset()) == ["negatives_0", "negatives_1", "negatives_2"]
 
 
 @pytest.mark.parametrize("loss", ["GISTEmbedLoss", "TripletLoss"])
@@ -156,7 +156,7 @@ def test_margin_mse_labels_are_score_margins(tmp_path):
 def test_cosent_trains_on_scored_pairs(tmp_path):
     write_jsonl(tmp_path / SCORED_FILE, scored_rows(4))
     training = build_training_set(TrainParams(loss="CoSENTLoss"), tmp_path, min_group_size=4)
-    dataset = training.trainer_dataset()
+    dataset = training.datasets["pairs"]
     assert dataset.column_names == ["anchor", "text", "score"] and len(dataset) == 12 and training.pairs == 4
     assert dataset["score"][:3] == pytest.approx([0.9, 0.4, 0.1])
 
@@ -360,3 +360,20 @@ def test_card_with_test_metrics_fills_the_test_section():
     with pytest.raises(ValueError, match="no '## Test metrics' section"):
         card_with_test_metrics("# a card\n", finetuned)
 
+
+
+def test_aligned_sampler_keeps_processes_on_one_group_per_step():
+    from torch.utils.data import BatchSampler, ConcatDataset, SequentialSampler
+
+    from stages.train_data import AlignedProportionalBatchSampler
+
+    groups = [list(range(10)), list(range(6))]
+    samplers = [BatchSampler(SequentialSampler(group), 2, drop_last=False) for group in groups]  # 5 and 3 batches
+    sampler = AlignedProportionalBatchSampler(ConcatDataset(groups), samplers, torch.Generator(), seed=3, world_size=2)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 2 * 2 + 1 * 2  # an odd batch per group is dropped
+    for step in range(0, len(batches), 2):  # batches 2k and 2k+1 go to processes 0 and 1 at the same step
+        assert (batches[step][0] >= 10) == (batches[step + 1][0] >= 10)
+    assert list(sampler) == batches  # seeded
+    single = AlignedProportionalBatchSampler(ConcatDataset(groups), samplers, torch.Generator(), seed=3)
+    assert sorted(map(tuple, single)) == sorted([*map(tuple, samplers[0]), *(tuple(i + 10 for i in b) for b in samplers[1])])
