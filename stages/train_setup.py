@@ -55,10 +55,10 @@ def prompts_for(columns: Sequence[str], base: BaseParams) -> dict[str, str] | No
 def out_of_memory_message(settings: TrainParams, device: str) -> str:
     """What to change when training runs out of accelerator memory."""
     if settings.loss.startswith("Cached"):
-        first = (f"lower train.mini_batch_size (now {settings.mini_batch_size}; try {max(1, settings.mini_batch_size // 2)}): "
+        first = (f"Lower train.mini_batch_size (now {settings.mini_batch_size}; try {max(1, settings.mini_batch_size // 2)}): "
                  f"{settings.loss} keeps the batch of {settings.batch_size} at the memory of one mini-batch")
     else:
-        first = ("use train.loss: CachedMultipleNegativesRankingLoss (or CachedGISTEmbedLoss) with a smaller "
+        first = ("Use train.loss: CachedMultipleNegativesRankingLoss (or CachedGISTEmbedLoss) with a smaller "
                  f"train.mini_batch_size (e.g. {max(1, min(32, settings.batch_size // 4))}): it keeps all "
                  f"{settings.batch_size} in-batch negatives at the memory of one mini-batch")
     return (f"train: out of memory on {device} (train.batch_size {settings.batch_size}, train.max_seq_length "

@@ -253,7 +253,7 @@ def test_out_of_memory_is_recognised_and_explained():
     assert "CachedMultipleNegativesRankingLoss" in message and "train.mini_batch_size" in message
     assert "train.gradient_accumulation_steps" in message and "cuda:0" in message
     cached = out_of_memory_message(TrainParams(loss="CachedMultipleNegativesRankingLoss", mini_batch_size=64), "cuda")
-    assert "lower train.mini_batch_size (now 64; try 32)" in cached
+    assert "Lower train.mini_batch_size (now 64; try 32)" in cached
 
 
 # --- checkpoints, curves, dev set ------------------------------------------------------------------------------
