@@ -98,12 +98,12 @@ def fine_tune(
     if main_process:
         prepare_folder(checkpoints, fingerprint, keep=start is not None)
         curves.start(resumed_step)
-    base_dev = None
-    if evaluator is not None:
-        base_dev = measure_base_dev(evaluator, model, checkpoints, resumed_step, curves) if main_process else None
-    distributed.barrier()
-    started = time.perf_counter()
     try:
+        base_dev = (measure_base_dev(evaluator, model, checkpoints, resumed_step, curves)
+                    if evaluator is not None and main_process else None)
+        distributed.barrier()
+        eval_seconds_before = evaluator.seconds if evaluator is not None else 0.0
+        started = time.perf_counter()
         result = trainer.train(resume_from_checkpoint=str(start) if start else None)
     except Exception as error:
         if is_out_of_memory(error):
@@ -120,7 +120,7 @@ def fine_tune(
     report = run_report(
         training, state, settings, device=device, world_size=world, resumed_step=resumed_step,
         training_loss=result.training_loss, stopped_early=stopped_early, seconds=seconds,
-        eval_seconds=evaluator.seconds if evaluator is not None else 0.0,
+        eval_seconds=evaluator.seconds - eval_seconds_before if evaluator is not None else 0.0,
         dev=dev_report(dev, state, base_dev) if dev is not None else None,
     )
     facts = card_facts(report, training, base, settings, describe_loss(loss), list(getattr(loss, "matryoshka_dims", [])))

@@ -26,7 +26,7 @@ from stages.fine_tune import fine_tune
 from stages.model_card import CardFacts, write_model_card
 from stages.params import load_params
 from stages.paths import CORPUS_FILE, SPLIT_DIR, RoundPaths, parse_round
-from stages.train_data import build_training_set, check_settings
+from stages.train_data import build_training_set, check_settings, score_warning
 from stages.train_monitor import TrainingCurves, load_dev_set
 
 
@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     base, settings = params.base, params.train
     check_settings(settings, paths.negatives)
     training = build_training_set(settings, paths.negatives, min_group_size=settings.batch_size)
+    if warning := score_warning(training):
+        print(warning)
     dev = load_dev_set(SPLIT_DIR, CORPUS_FILE, settings.dev_max_documents, base.seed)
     if dev is None:
         print("train: the dev split has no judged query: no dev evaluation, early stopping or best-checkpoint choice")

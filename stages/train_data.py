@@ -213,6 +213,15 @@ def check_settings(settings: TrainParams, negatives_dir: Path) -> None:
         )
 
 
+def score_warning(training: "TrainingSet") -> str | None:
+    """A warning when teacher scores come from BM25, whose scale differs from query to query."""
+    if training.score_source and "bm25" in training.score_source:
+        return ("train: warning: the teacher scores in {} come from BM25, whose scale varies from query to query and "
+                "is far from the student's cosine; CoSENTLoss and MarginMSELoss learn best from cross-encoder or dense "
+                "scores".format(training.source_file))
+    return None
+
+
 def mined_examples(rows: Iterable[tuple[dict, tuple[str, ...]]], needs: LossInputs) -> tuple[list[Example], Counter, int]:
     """Examples from mined rows for the contrastive and triplet losses: (examples, rows used by source, rows skipped)."""
     examples, used, skipped = [], Counter(), 0

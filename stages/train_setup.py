@@ -64,7 +64,8 @@ def out_of_memory_message(settings: TrainParams, device: str) -> str:
     return (f"train: out of memory on {device} (train.batch_size {settings.batch_size}, train.max_seq_length "
             f"{settings.max_seq_length}). {first}; or lower train.batch_size and raise train.gradient_accumulation_steps "
             "(same pairs per step, but MultipleNegativesRankingLoss then sees fewer in-batch negatives); "
-            "train.gradient_checkpointing: true and a lower train.max_seq_length also cut memory")
+            "train.gradient_checkpointing: true and a lower train.max_seq_length also cut memory (and a lower "
+            "base.encode_batch_size, when it ran out during the dev evaluation)")
 
 
 def training_arguments(

@@ -88,18 +88,41 @@ def test_every_loss_trains(tiny_model_path, tmp_path, loss):
 
 
 def test_lora_adapter_trains_and_the_saved_model_loads_plainly(tiny_model_path, tmp_path):
-    write_jsonl(tmp_path / "negatives.jsonl", mined_rows(24))
-    base = BaseParams(model=str(tiny_model_path), device="cpu", seed=0)
-    train = settings(max_steps=4, learning_rate=1e-2, lora=LoraParams(enabled=True, r=4, alpha=8, target_modules=["query", "value"]))
-    model, _, facts = fine_tune(build_training_set(train, tmp_path, 4), None, base, train, tmp_path / "checkpoints")
+    project = write_project(tmp_path, tiny_model_path)
+    base = BaseParams(model=str(tiny_model_path), device="cpu", seed=0, encode_batch_size=16)
+    train = settings(epochs=2, learning_rate=1e-2, gradient_checkpointing=True, early_stopping_patience=0,
+                     lora=LoraParams(enabled=True, r=4, alpha=8, target_modules=["query", "value"]))
+    dev = load_dev_set(project / "data" / "split", project / "data" / "corpus" / "corpus.jsonl", 0, base.seed)
+    training = build_training_set(train, project / "data" / "negatives", 4)
+    model, report, facts = fine_tune(training, dev, base, train, tmp_path / "checkpoints")
     model.save(str(tmp_path / "saved"))
 
     assert not (tmp_path / "saved" / "adapter_config.json").exists() and facts.lora  # merged, not an adapter
     loaded = SentenceTransformer(str(tmp_path / "saved"), device="cpu")
     assert np.allclose(encode(loaded), encode(model), atol=1e-5)
+    # The best checkpoint (adapters only) was loaded back before merging: the saved model scores what it logged.
+    assert dev_metrics(dev_evaluator(dev, base)(loaded), prefix="") == pytest.approx(report["dev"]["best"], abs=1e-6)
     trained, original = load_file(tmp_path / "saved" / "model.safetensors"), load_file(tiny_model_path / "model.safetensors")
     changed = {name for name in original if not torch.equal(original[name], trained[name])}
     assert changed and all(".query." in name or ".value." in name for name in changed)  # only the adapted layers moved
+
+
+def test_early_stopping_stops_when_dev_stops_improving(tiny_model_path, tmp_path):
+    project = write_project(tmp_path, tiny_model_path)
+    base = BaseParams(model=str(tiny_model_path), device="cpu", seed=0, encode_batch_size=16)
+    train = settings(epochs=3, learning_rate=1e-9, eval_steps=2, early_stopping_patience=2, matryoshka_dims=[])
+    dev = load_dev_set(project / "data" / "split", project / "data" / "corpus" / "corpus.jsonl", 0, base.seed)
+    _, report, _ = fine_tune(build_training_set(train, project / "data" / "negatives", 4), dev, base, train, tmp_path / "ck")
+    # A learning rate this small leaves the ranking as it is: after the first evaluation, two without a gain.
+    assert report["stopped_early"] == 1 and report["steps"] == 6 and report["dev"]["best_step"] == 2
+
+
+def test_missing_gist_guide_names_the_key(tiny_model_path, tmp_path):
+    write_jsonl(tmp_path / "negatives.jsonl", mined_rows(8))
+    train = settings(loss="GISTEmbedLoss", gist_guide=str(tmp_path / "no-such-model"))
+    with pytest.raises(PipelineError, match=r"train.gist_guide: model path '.*no-such-model' does not exist"):
+        fine_tune(build_training_set(train, tmp_path, 4), None, BaseParams(model=str(tiny_model_path), device="cpu"), train,
+                  tmp_path / "checkpoints")
 
 
 def test_out_of_memory_becomes_advice(tiny_model_path, tmp_path, monkeypatch):
