@@ -141,6 +141,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "train_speed.json")
+    parser.add_argument("--note", default="", help="conditions worth recording (e.g. other jobs sharing the machine)")
     args = parser.parse_args()
 
     rows = ([json.loads(line) for line in args.rows.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -173,6 +174,7 @@ def main() -> None:
     medians = {recipe: statistics.median(r["pairs_per_second"] for r in runs if r["recipe"] == recipe) for recipe in RECIPES}
     report = {
         "command": " ".join(["python", "bench/train_speed.py", *sys.argv[1:]]),
+        "note": args.note,
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device,
                     "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else "none",
