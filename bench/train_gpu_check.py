@@ -46,9 +46,13 @@ def dev_from_rows(rows: list[dict], count: int) -> DevSet:
     return DevSet(queries, {q: {f"d{q[1:]}"} for q in queries}, documents, len(documents))
 
 
-def check_training(name: str, rows_dir: Path, dev: DevSet, base: BaseParams, work: Path, **changes) -> dict:
-    settings = TrainParams(**{"batch_size": 64, "max_steps": 60, "eval_steps": 20, "logging_steps": 10, "resume": False,
-                              **changes})
+def check_training(name: str, rows_dir: Path, dev: DevSet, base: BaseParams, work: Path, scale: float, **changes) -> dict:
+    """Train with ``changes`` over the defaults; ``scale`` shrinks batch sizes and steps (1 = the real check)."""
+    values = {"batch_size": 64, "max_steps": 60, "eval_steps": 20, "logging_steps": 10, "resume": False, **changes}
+    for key in ("batch_size", "mini_batch_size", "max_steps", "eval_steps"):
+        if key in values:
+            values[key] = max(2 if key == "batch_size" else 1, int(values[key] * scale))
+    settings = TrainParams(**values)
     if base.device.startswith("cuda") or pick_device(base.device).startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
@@ -82,6 +86,7 @@ def main() -> None:
     parser.add_argument("--random-weights", action="store_true", help="the model's architecture with random weights")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "train_gpu_check.json")
+    parser.add_argument("--scale", type=float, default=1.0, help="shrink batches and steps, e.g. 0.05 to try the script on a CPU")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="train_gpu_check_"))
@@ -91,7 +96,7 @@ def main() -> None:
     (work / "rows" / "negatives.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     device = pick_device(args.device)
     base = BaseParams(model=model, device=device, seed=42, encode_batch_size=128)
-    dev = dev_from_rows(rows, 400)
+    dev = dev_from_rows(rows, max(8, int(400 * args.scale)))
     results = [{"check": "precision", "device": device, "auto": choose_precision("auto", device),
                 "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else "none"}]
     print(json.dumps(results[-1]), flush=True)
@@ -101,7 +106,7 @@ def main() -> None:
                                                              max_steps=20, eval_steps=10,
                                                              lora=LoraParams(enabled=True, r=8, alpha=16,
                                                                              target_modules=["query", "key", "value"])))):
-        results.append(check_training(name, work / "rows", dev, base, work, **changes))
+        results.append(check_training(name, work / "rows", dev, base, work, args.scale, **changes))
         print(json.dumps(results[-1]), flush=True)
     if device.startswith("cuda"):
         results.append(check_out_of_memory(base, work))
