@@ -10,6 +10,7 @@ checkpoints, and only its returned model is complete (LoRA is merged there alone
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -110,6 +111,10 @@ def fine_tune(
             raise PipelineError(out_of_memory_message(settings, device)) from None
         raise
     seconds = time.perf_counter() - started
+    if not math.isfinite(result.training_loss):
+        raise PipelineError(f"train: the training loss is {result.training_loss} (training diverged); lower "
+                            f"train.learning_rate (now {settings.learning_rate:g}), or use train.precision bf16 or fp32 "
+                            "instead of fp16")
     state = trainer.state
     if settings.lora.enabled and main_process:
         merge_lora(model, load_model(base.model, device, settings.max_seq_length))

@@ -141,6 +141,17 @@ def test_out_of_memory_becomes_advice(tiny_model_path, tmp_path, monkeypatch):
     assert "CachedMultipleNegativesRankingLoss" in message and "train.gradient_accumulation_steps" in message
 
 
+def test_diverged_training_is_reported_not_saved(tiny_model_path, tmp_path, monkeypatch):
+    from transformers.trainer_utils import TrainOutput
+
+    write_jsonl(tmp_path / "negatives.jsonl", mined_rows(8))
+    monkeypatch.setattr(SentenceTransformerTrainer, "train", lambda *args, **kwargs: TrainOutput(2, float("nan"), {}))
+    train = settings()
+    with pytest.raises(PipelineError, match=r"the training loss is nan \(training diverged\); lower train.learning_rate"):
+        fine_tune(build_training_set(train, tmp_path, 4), None, BaseParams(model=str(tiny_model_path), device="cpu"), train,
+                  tmp_path / "checkpoints")
+
+
 def test_bad_settings_fail_before_any_model_is_loaded(tiny_model_path, tmp_path, monkeypatch):
     write_project(tmp_path, tiny_model_path, train={"loss": "MarginMSELoss"})
     monkeypatch.chdir(tmp_path)
