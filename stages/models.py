@@ -102,3 +102,11 @@ def _looks_like_hub_id(path: str) -> bool:
     """True for 'owner/name' strings, which name a Hub model unless such a folder exists locally."""
     parts = path.split("/")
     return len(parts) == 2 and all(parts) and not Path(path).exists()
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for an accelerator running out of memory: CUDA's ``OutOfMemoryError``, or the ``RuntimeError``
+    that other backends (MPS, ROCm builds, allocator failures) raise with "out of memory" in the message."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()

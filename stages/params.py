@@ -289,28 +289,106 @@ class MineNegativesParams(Section):
         return self
 
 
-class TrainParams(Section):
-    """Fine-tuning with MultipleNegativesRankingLoss inside MatryoshkaLoss."""
+TRAIN_LOSSES = (
+    "MultipleNegativesRankingLoss",
+    "CachedMultipleNegativesRankingLoss",
+    "GISTEmbedLoss",
+    "CachedGISTEmbedLoss",
+    "TripletLoss",
+    "CoSENTLoss",
+    "MarginMSELoss",
+)
+"""The sentence-transformers losses `train.loss` can name."""
 
-    epochs: float = Field(1.0, gt=0)
-    batch_size: int = Field(32, ge=2, description="Pairs per batch; in-batch negatives grow with it.")
-    learning_rate: float = Field(2e-5, gt=0)
-    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
-    weight_decay: float = Field(0.01, ge=0.0)
-    max_seq_length: int = Field(256, ge=8, description="Tokens kept per text while training.")
-    matryoshka_dims: list[int] = Field(default_factory=lambda: [384, 256, 128, 64])
-    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
-        "auto", description="'auto' picks bf16/fp16 on a GPU that supports it, fp32 on CPU."
+LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt")
+
+
+class LoraParams(Section):
+    """LoRA adapters (peft): train low-rank updates of a few weight matrices instead of every weight.
+
+    The adapters are merged into the weights before saving, so the output is a plain model.
+    """
+
+    enabled: bool = Field(False, description="Train LoRA adapters instead of the full model.")
+    r: int = Field(16, ge=1, description="Rank of each low-rank update.")
+    alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator: updates are scaled by alpha / r.")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the adapters' input.")
+    target_modules: list[str] = Field(
+        default_factory=list,
+        description="Names of the modules that get adapters (e.g. [query, key, value] for BERT, [q_proj, v_proj] for "
+        "Qwen/Llama); empty = peft's default for the architecture.",
     )
+
+
+class TrainParams(Section):
+    """Fine-tuning: the loss, batching, optimiser, precision, dev evaluation, checkpoints and LoRA."""
+
+    loss: Literal[TRAIN_LOSSES] = Field(  # type: ignore[valid-type]
+        "MultipleNegativesRankingLoss", description="The sentence-transformers loss; see README 'Training'."
+    )
+    mini_batch_size: int = Field(
+        32, ge=1, description="Cached* losses: texts per forward pass; memory follows it, not batch_size."
+    )
+    gist_guide: str = Field("", description="GIST losses: the guide model; empty = base.model.")
+    triplet_margin: float = Field(5.0, gt=0, description="TripletLoss: the negative must be this much farther (Euclidean).")
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(0, ge=0, description="Stop after this many optimizer steps; 0 = run `epochs`.")
+    batch_size: int = Field(32, ge=2, description="Pairs per batch and device; in-batch negatives grow with it.")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="Batches per optimizer step. Does not add in-batch negatives (Cached* losses do)."
+    )
+    learning_rate: float = Field(2e-5, gt=0)
+    lr_scheduler: Literal[LR_SCHEDULERS] = Field("linear", description="Learning-rate schedule after warm-up.")  # type: ignore[valid-type]
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Fraction of the steps spent warming up.")
+    weight_decay: float = Field(0.01, ge=0.0)
+    max_grad_norm: float = Field(1.0, ge=0.0, description="Gradient clipping norm; 0 turns clipping off.")
+    max_seq_length: int = Field(256, ge=8, description="Tokens kept per text while training.")
+    matryoshka_dims: list[int] = Field(
+        default_factory=lambda: [384, 256, 128, 64],
+        description="Widths trained by MatryoshkaLoss; [] turns Matryoshka off. Widths above the model's are "
+        "skipped, and the model's full width is always trained.",
+    )
+    matryoshka_weights: list[float] = Field(
+        default_factory=list, description="Loss weight of each width in matryoshka_dims; [] = 1 for every width."
+    )
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        "auto", description="'auto' picks bf16 (or fp16) on a GPU that supports it, fp32 elsewhere."
+    )
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward: less memory, ~30% slower.")
     logging_steps: int = Field(
         10, ge=1, description="Log the training loss and learning rate every this many steps (and at step 1): "
         "the trainer's logging and the granularity of the training curves in plots/train/."
     )
+    eval_steps: int = Field(
+        50, ge=1, description="Evaluate on the dev split and save a checkpoint every this many steps (and at the last)."
+    )
+    dev_max_documents: int = Field(
+        20000, ge=0,
+        description="Dev evaluation searches the corpus, or when it is larger a seeded subset of this many "
+        "documents (every dev-relevant one plus a random draw); 0 = always the whole corpus.",
+    )
+    keep_best: bool = Field(True, description="Output the checkpoint with the best dev nDCG@10 instead of the last.")
+    early_stopping_patience: int = Field(
+        3, ge=0, description="Stop after this many dev evaluations without improvement; 0 = never stop early."
+    )
+    early_stopping_threshold: float = Field(0.0, ge=0.0, description="Smallest dev nDCG@10 gain that counts as one.")
+    resume: bool = Field(
+        True, description="Resume from the last checkpoint of an interrupted run with the same params and data; "
+        "false = always start afresh."
+    )
+    lora: LoraParams = LoraParams()
 
     @model_validator(mode="after")
-    def dims_are_positive(self) -> "TrainParams":
+    def settings_are_consistent(self) -> "TrainParams":
         if any(d <= 0 for d in self.matryoshka_dims):
             raise ValueError("matryoshka_dims must be positive integers")
+        if self.matryoshka_weights and len(self.matryoshka_weights) != len(self.matryoshka_dims):
+            raise ValueError(
+                f"matryoshka_weights has {len(self.matryoshka_weights)} entries but matryoshka_dims has "
+                f"{len(self.matryoshka_dims)}; give one weight per width, or [] for equal weights"
+            )
+        if any(w <= 0 for w in self.matryoshka_weights):
+            raise ValueError("matryoshka_weights must be positive")
         return self
 
 

@@ -11,7 +11,6 @@ from stages.data_io import Document
 from stages.errors import PipelineError
 from stages.mine_negatives import choose_negatives, mine_hard_negatives, positives_by_anchor
 from stages.params import MineNegativesParams
-from stages.train import training_columns
 
 
 def window(range_min: int, range_max: int, num: int, sampling: str = "top") -> MineNegativesParams:
@@ -215,12 +214,6 @@ def short_corpus_rows():
 def test_corpus_too_small_for_num_negatives_is_a_clear_error():
     with pytest.raises(PipelineError, match=r"mine_negatives\.num_negatives is 3.*only 2 documents"):
         short_corpus_rows()
-
-
-def test_training_columns_rejects_rows_with_different_negatives():
-    rows = [{"anchor": "a", "positive": "p", "negative_1": "n", "negative_2": "m"}, {"anchor": "b", "positive": "q", "negative_1": "n"}]
-    with pytest.raises(PipelineError, match=r"negatives.jsonl:2: expected columns"):
-        training_columns(rows)
 
 
 def test_report_counts_negatives_actually_written():

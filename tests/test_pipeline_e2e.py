@@ -112,7 +112,12 @@ def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path, reproduced_
     assert recall[0] == "k,base,finetuned,bm25,hybrid"
 
     train = json.loads((repo / "metrics" / "train.json").read_text())
-    assert sorted(p.name for p in (repo / "plots" / "train").iterdir()) == ["learning_rate.tsv", "loss.tsv"]
+    assert sorted(p.name for p in (repo / "plots" / "train").iterdir()) == [
+        "dev_mrr_at_10.tsv", "dev_ndcg_at_10.tsv", "dev_recall_at_10.tsv", "learning_rate.tsv", "loss.tsv"]
+    dev_curve = (repo / "plots" / "train" / "dev_ndcg_at_10.tsv").read_text().splitlines()
+    assert dev_curve[0] == "step\tdev_ndcg_at_10" and [int(line.split("\t")[0]) for line in dev_curve[1:]] == [0, train["steps"]]
+    assert set(train["dev"]) >= {"base", "best", "final", "best_step"} and train["dev"]["queries"] > 0
+    assert "## Dev metrics" in (repo / "models" / "finetuned" / "README.md").read_text()
     loss = [line.split("\t") for line in (repo / "plots" / "train" / "loss.tsv").read_text().splitlines()]
     assert loss[0] == ["step", "loss"]
     assert [int(step) for step, _ in loss[1:]] == list(range(1, train["steps"] + 1))  # logging_steps: 1

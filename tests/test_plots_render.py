@@ -22,7 +22,8 @@ from test_pipeline_e2e import TEMPLATE_ROOT, run
 NODE_MODULES = TEMPLATE_ROOT / ".ci" / "node" / "node_modules"
 SCRIPTS = ("vega/build/vega.min.js", "vega-lite/build/vega-lite.min.js", "vega-embed/build/vega-embed.min.js")
 ARTIFACTS = TEMPLATE_ROOT / "tests" / "artifacts"
-TOP_LEVEL_PLOTS = ("nDCG@10 by embedding width", "Recall@k by system", "Training loss", "Learning rate")
+TOP_LEVEL_PLOTS = ("nDCG@10 by embedding width", "Recall@k by system", "Training loss", "Learning rate",
+                   "Dev metrics during training")
 STAGE_PLOTS: tuple[str, ...] = ()  # plot files are plain outputs: each is drawn once, by its top-level chart
 BROWSER_TIMEOUT_S = 180
 

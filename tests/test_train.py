@@ -1,22 +1,30 @@
-"""Training helpers (columns, precision, loss) and a tiny end-to-end fine-tune on the CPU."""
+"""The train stage's parts: params, data shaping per loss, losses, precision, checkpoints, curves, dev set, card."""
 
 from __future__ import annotations
 
-import math
-import subprocess
+import json
+from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+import yaml
 from sentence_transformers.sentence_transformer import losses
 
-from stages.errors import PipelineError
-from stages.models import load_model
-from stages.params import BaseParams, TrainParams
-from stages.retrieval import encode
-from stages.train import CURVES, TrainingCurves, build_loss, choose_precision, fine_tune, prompts_for, training_columns
+from stages.checkpoints import last_complete_checkpoint, prepare_folder, resume_point, run_fingerprint
+from stages.errors import DataFileError, PipelineError
+from stages.model_card import CardFacts, card_with_test_metrics, non_default_params, render_model_card
+from stages.models import is_out_of_memory, load_model
+from stages.params import BaseParams, LoraParams, TrainParams, load_params
+from stages.train_data import (SCORED_FILE, Example, build_training_set, check_settings, group_by_negative_count,
+                               read_mined_rows, read_scored_rows)
+from stages.train_losses import build_loss, matryoshka_schedule
+from stages.train_monitor import CURVES, DEV_CURVES, TrainingCurves, load_dev_set
+from stages.train_setup import choose_precision, out_of_memory_message, prompts_for
 
-from conftest import TINY_DOCS, TINY_QUERIES
+from conftest import TINY_DOCS
+from train_fixtures import mined_rows, scored_rows, write_jsonl, write_project
+
+TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -24,128 +32,384 @@ def tiny_model(tiny_model_path):
     return load_model(str(tiny_model_path), "cpu")
 
 
-def test_training_columns_numeric_negative_order():
-    row = {"source": "title", "negative_10": "n10", "positive": "p", "negative_2": "n2", "anchor": "a", "negative_1": "n1"}
-    row.update({f"negative_{i}": f"n{i}" for i in range(3, 10)})
-    columns = training_columns([row, {**row, "anchor": "b"}])
-    assert list(columns) == ["anchor", "positive", *[f"negative_{i}" for i in range(1, 11)]]
-    assert columns["anchor"] == ["a", "b"]
-    assert columns["negative_10"] == ["n10", "n10"]
-    assert "source" not in columns
+# --- params -----------------------------------------------------------------------------------------------------
+
+def test_params_yaml_train_section_is_valid_and_complete():
+    raw = yaml.safe_load((TEMPLATE_ROOT / "params.yaml").read_text())["train"]
+    assert set(raw) == set(TrainParams.model_fields)  # every key is written out, with its GPU hint
+    assert set(raw["lora"]) == set(LoraParams.model_fields)
+    assert load_params(TEMPLATE_ROOT / "params.yaml").train.loss == "MultipleNegativesRankingLoss"
 
 
-def test_training_columns_without_negatives():
-    columns = training_columns([{"anchor": "a", "positive": "p", "source": "x"}])
-    assert columns == {"anchor": ["a"], "positive": ["p"]}
+def test_dvc_yaml_train_params_are_every_key_but_resume():
+    stage = yaml.safe_load((TEMPLATE_ROOT / "dvc.yaml").read_text())["stages"]["train"]
+    listed = {p.removeprefix("train.") for p in stage["params"] if p.startswith("train.")}
+    assert listed == set(TrainParams.model_fields) - {"resume"}
+    deps = set(stage["deps"])
+    for module in ("train", "fine_tune", "train_setup", "train_data", "train_losses", "train_monitor", "train_report",
+                   "checkpoints", "lora", "model_card", "distributed"):
+        assert f"stages/{module}.py" in deps, module
 
 
-def test_training_columns_empty_is_an_error():
+def test_matryoshka_weights_must_match_dims(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  matryoshka_dims: [64, 32]\n  matryoshka_weights: [1.0]\n")
+    with pytest.raises(PipelineError, match=r"matryoshka_weights has 1 entries but matryoshka_dims has 2"):
+        load_params(path)
+
+
+def test_unknown_lora_key_suggests_the_right_one(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  lora:\n    alfa: 8\n")
+    with pytest.raises(PipelineError, match=r"unknown key 'train.lora.alfa'; did you mean 'train.lora.alpha'\?"):
+        load_params(path)
+
+
+def test_unknown_loss_is_rejected(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  loss: InfoNCE\n")
+    with pytest.raises(PipelineError, match=r"key 'train.loss'.*MultipleNegativesRankingLoss"):
+        load_params(path)
+
+
+# --- reading and shaping the training data ----------------------------------------------------------------------
+
+def test_mined_rows_keep_negatives_in_numeric_order(tmp_path):
+    row = {"anchor": "a", "positive": "p", **{f"negative_{i}": f"n{i}" for i in range(1, 12)}}
+    rows = read_mined_rows(write_jsonl(tmp_path / "negatives.jsonl", [row]))
+    assert rows[0][1] == tuple(f"n{i}" for i in range(1, 12))
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"anchor": "a", "positive": "p", "negative_2": "n"}, "numbered negative_1..negative_1 without gaps"),
+    ({"anchor": "a", "positive": "p", "negative_1": ""}, "field 'negative_1' must be a non-empty string"),
+    ({"anchor": "a", "positive": "p", "negative_x": "n"}, "unexpected field 'negative_x'"),
+    ({"anchor": "a", "negative_1": "n"}, "missing field 'positive'"),
+])
+def test_bad_mined_row_names_file_and_line(tmp_path, row, message):
+    path = write_jsonl(tmp_path / "negatives.jsonl", [{"anchor": "ok", "positive": "fine"}, row])
+    with pytest.raises(DataFileError) as caught:
+        read_mined_rows(path)
+    assert str(caught.value).startswith(f"{path}:2: ")
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"negative_scores": [0.1]}, "2 negatives but 1 negative_scores"),
+    ({"negative_scores": [0.1, float("nan")]}, "'negative_scores' must be a list of finite numbers"),
+    ({"positive_score": "high"}, "'positive_score' must be a finite number"),
+    ({"negatives": "text"}, "'negatives' must be a list of non-empty strings"),
+])
+def test_bad_scored_row_names_file_and_line(tmp_path, change, message):
+    good = scored_rows(1)[0]
+    path = tmp_path / SCORED_FILE
+    path.write_text(json.dumps(good) + "\n" + json.dumps({**good, **change}) + "\n")
+    with pytest.raises(DataFileError) as caught:
+        read_scored_rows(path)
+    assert str(caught.value).startswith(f"{path}:2: ") and message in str(caught.value)
+
+
+def test_groups_by_negative_count_and_merges_small_groups_down():
+    examples = [Example("a", f"p{i}", tuple(f"n{i}-{k}" for k in range(count))) for i, count in enumerate([0] * 5 + [1] * 5 + [3] * 2)]
+    groups = group_by_negative_count(examples, min_group_size=4)
+    assert sorted(groups) == [0, 1]  # the 2 rows with 3 negatives are too few for a batch: they keep their first
+    assert len(groups[1]) == 7 and len(groups[0]) == 5
+    assert groups[1][0].negatives == ("n10-0",)  # merged rows come first, truncated to one negative
+    # Merging cascades; the smallest count cannot merge further down and stays, however small.
+    assert {k: len(v) for k, v in group_by_negative_count(examples, min_group_size=8).items()} == {0: 12}
+    assert {k: len(v) for k, v in group_by_negative_count(examples, min_group_size=13).items()} == {0: 12}
+
+
+def test_contrastive_losses_consume_every_mined_negative(tmp_path):
+    write_jsonl(tmp_path / "negatives.jsonl", mined_rows(36, negatives=(0, 1, 2)))
+    training = build_training_set(TrainParams(), tmp_path, min_group_size=4)
+    assert sorted(training.datasets) == ["negatives_0", "negatives_1", "negatives_2"]
+    assert training.datasets["negatives_2"].column_names == ["anchor", "positive", "negative_1", "negative_2"]
+    assert training.examples == training.pairs == 36 and training.skipped_rows == 0
+    assert training.pairs_by_source == {"labelled": 18, "title": 18}
+    assert training.negatives_per_example == {"0": 12, "1": 12, "2": 12}
+    assert list(training.trainer_dataset()) == ["negatives_0", "negatives_1", "negatives_2"]
+
+
+@pytest.mark.parametrize("loss", ["GISTEmbedLoss", "TripletLoss"])
+def test_one_negative_losses_get_one_row_per_negative(tmp_path, loss):
+    write_jsonl(tmp_path / "negatives.jsonl", mined_rows(36, negatives=(0, 1, 2)))
+    training = build_training_set(TrainParams(loss=loss), tmp_path, min_group_size=4)
+    with_negative = training.datasets["negatives_1"]
+    assert with_negative.column_names == ["anchor", "positive", "negative_1"]
+    assert len(with_negative) == 12 + 2 * 12
+    if loss == "TripletLoss":  # pairs without a negative are skipped
+        assert sorted(training.datasets) == ["negatives_1"] and training.skipped_rows == 12 and training.pairs == 24
+    else:  # GIST also trains on plain pairs
+        assert sorted(training.datasets) == ["negatives_0", "negatives_1"] and training.pairs == 36
+
+
+def test_margin_mse_labels_are_score_margins(tmp_path):
+    write_jsonl(tmp_path / SCORED_FILE, scored_rows(8))
+    training = build_training_set(TrainParams(loss="MarginMSELoss"), tmp_path, min_group_size=4)
+    dataset = training.datasets["negatives_2"]
+    assert dataset.column_names == ["anchor", "positive", "negative_1", "negative_2", "label"]
+    assert dataset[0]["label"] == pytest.approx([0.5, 0.8])
+    assert training.score_source == "cross_encoder" and training.source_file == tmp_path / SCORED_FILE
+
+
+def test_cosent_trains_on_scored_pairs(tmp_path):
+    write_jsonl(tmp_path / SCORED_FILE, scored_rows(4))
+    training = build_training_set(TrainParams(loss="CoSENTLoss"), tmp_path, min_group_size=4)
+    dataset = training.datasets["pairs"]
+    assert dataset.column_names == ["anchor", "text", "score"] and len(dataset) == 12 and training.pairs == 4
+    assert dataset["score"][:3] == pytest.approx([0.9, 0.4, 0.1])
+
+
+def test_empty_training_set_names_its_source(tmp_path):
+    (tmp_path / "negatives.jsonl").write_text("\n")
+    with pytest.raises(PipelineError, match=rf"{tmp_path / 'negatives.jsonl'}: file is empty"):
+        build_training_set(TrainParams(), tmp_path, min_group_size=4)
+
+
+def test_triplet_loss_without_negatives_names_the_keys(tmp_path):
+    write_jsonl(tmp_path / "negatives.jsonl", mined_rows(6, negatives=(0,)))
     with pytest.raises(PipelineError) as caught:
-        training_columns([])
-    assert "negatives.jsonl" in str(caught.value)
-    assert "no training rows" in str(caught.value)
-
-
-@pytest.mark.parametrize("setting", ["auto", "fp32", "fp16", "bf16"])
-def test_choose_precision_cpu_is_fp32(setting):
-    assert choose_precision(setting, "cpu") == {"bf16": False, "fp16": False}
-    assert choose_precision(setting, "mps") == {"bf16": False, "fp16": False}
-
-
-def test_choose_precision_cuda(monkeypatch):
-    assert choose_precision("fp32", "cuda") == {"bf16": False, "fp16": False}
-    assert choose_precision("fp16", "cuda:0") == {"bf16": False, "fp16": True}
-    assert choose_precision("bf16", "cuda") == {"bf16": True, "fp16": False}
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
-    assert choose_precision("auto", "cuda") == {"bf16": True, "fp16": False}
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
-    assert choose_precision("auto", "cuda") == {"bf16": False, "fp16": True}
-
-
-def test_build_loss_matryoshka_within_model_dim(tiny_model):
-    loss = build_loss(tiny_model, TrainParams(matryoshka_dims=[32, 64]))
-    assert isinstance(loss, losses.MatryoshkaLoss)
-    assert list(loss.matryoshka_dims) == [64, 32]
-    assert isinstance(loss.loss, losses.MultipleNegativesRankingLoss)
-
-
-def test_build_loss_drops_dims_above_model(tiny_model):
-    loss = build_loss(tiny_model, TrainParams(matryoshka_dims=[384, 128, 64, 16]))
-    assert isinstance(loss, losses.MatryoshkaLoss)
-    assert list(loss.matryoshka_dims) == [64, 16]
-
-
-def test_build_loss_all_dims_too_big(tiny_model):
-    with pytest.raises(PipelineError) as caught:
-        build_loss(tiny_model, TrainParams(matryoshka_dims=[384]))
+        build_training_set(TrainParams(loss="TripletLoss"), tmp_path, min_group_size=4)
     message = str(caught.value)
-    assert "train.matryoshka_dims" in message
-    assert "[384]" in message
-    assert "64" in message
+    assert str(tmp_path / "negatives.jsonl") in message and "no training example" in message
+    assert "train.loss TripletLoss" in message and "mine_negatives.num_negatives" in message
 
 
-def test_build_loss_without_matryoshka(tiny_model):
-    loss = build_loss(tiny_model, TrainParams(matryoshka_dims=[]))
-    assert isinstance(loss, losses.MultipleNegativesRankingLoss)
-    assert not isinstance(loss, losses.MatryoshkaLoss)
+@pytest.mark.parametrize("loss", ["MarginMSELoss", "CoSENTLoss"])
+def test_score_losses_without_scores_name_the_key(tmp_path, loss):
+    write_jsonl(tmp_path / "negatives.jsonl", mined_rows(4))
+    (tmp_path / SCORED_FILE).write_text("")
+    with pytest.raises(PipelineError) as caught:
+        check_settings(TrainParams(loss=loss), tmp_path)
+    assert f"train.loss is {loss}" in str(caught.value) and str(tmp_path / SCORED_FILE) in str(caught.value)
+    check_settings(TrainParams(), tmp_path)  # losses without scores do not need the file
+
+
+def test_early_stopping_needs_keep_best(tmp_path):
+    with pytest.raises(PipelineError, match="train.early_stopping_patience needs train.keep_best: true"):
+        check_settings(TrainParams(keep_best=False), tmp_path)
+    check_settings(TrainParams(keep_best=False, early_stopping_patience=0), tmp_path)
+
+
+# --- losses and trainer settings --------------------------------------------------------------------------------
+
+def test_matryoshka_schedule():
+    assert matryoshka_schedule(64, [32, 16], []) == ([64, 32, 16], [1.0, 1.0, 1.0])  # full width always trained
+    assert matryoshka_schedule(64, [384, 64, 16], [1, 2, 3]) == ([64, 16], [2.0, 3.0])
+    with pytest.raises(PipelineError, match=r"train.matryoshka_dims \[384\] are all above the model's dimension 64"):
+        matryoshka_schedule(64, [384], [])
+
+
+@pytest.mark.parametrize("name", ["MultipleNegativesRankingLoss", "CachedMultipleNegativesRankingLoss", "GISTEmbedLoss",
+                                  "CachedGISTEmbedLoss", "TripletLoss", "CoSENTLoss", "MarginMSELoss"])
+def test_build_loss_makes_the_named_loss(tiny_model, name):
+    loss = build_loss(tiny_model, TrainParams(loss=name, mini_batch_size=8, matryoshka_dims=[]), guide=tiny_model)
+    assert type(loss).__name__ == name
+    if name.startswith("Cached"):
+        assert loss.mini_batch_size == 8
+    wrapped = build_loss(tiny_model, TrainParams(loss=name, matryoshka_dims=[32]), guide=tiny_model)
+    assert isinstance(wrapped, losses.MatryoshkaLoss) and list(wrapped.matryoshka_dims) == [64, 32]
+
+
+def test_in_batch_negatives_are_gathered_across_processes(tiny_model):
+    for name in ("MultipleNegativesRankingLoss", "CachedMultipleNegativesRankingLoss", "GISTEmbedLoss", "CachedGISTEmbedLoss"):
+        settings = TrainParams(loss=name, matryoshka_dims=[])
+        assert build_loss(tiny_model, settings, guide=tiny_model, world_size=2).gather_across_devices is True
+        assert build_loss(tiny_model, settings, guide=tiny_model, world_size=1).gather_across_devices is False
+
+
+def test_gist_without_guide_is_an_error(tiny_model):
+    with pytest.raises(PipelineError, match="train.loss GISTEmbedLoss needs a guide model"):
+        build_loss(tiny_model, TrainParams(loss="GISTEmbedLoss"), guide=None)
+
+
+def test_choose_precision(monkeypatch):
+    off, bf16, fp16 = {"bf16": False, "fp16": False}, {"bf16": True, "fp16": False}, {"bf16": False, "fp16": True}
+    assert choose_precision("auto", "cpu") == choose_precision("fp32", "cuda") == choose_precision("fp16", "cpu") == off
+    assert choose_precision("bf16", "cpu") == bf16  # an explicit choice is honoured where it works
+    assert choose_precision("fp16", "cuda:0") == fp16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    assert choose_precision("auto", "cuda") == choose_precision("bf16", "cuda") == bf16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    assert choose_precision("auto", "cuda") == fp16
+    with pytest.raises(PipelineError, match="train.precision is bf16, but this GPU does not support bf16"):
+        choose_precision("bf16", "cuda")
 
 
 def test_prompts_for():
     assert prompts_for(["anchor", "positive"], BaseParams()) is None
-    base = BaseParams(query_prompt="query: ", document_prompt="")
-    assert prompts_for(["anchor", "positive", "negative_1"], base) == {"anchor": "query: ", "positive": "", "negative_1": ""}
+    base = BaseParams(query_prompt="query: ", document_prompt="passage: ")
+    assert prompts_for(["anchor", "positive", "negative_1", "label"], base) == {
+        "anchor": "query: ", "positive": "passage: ", "negative_1": "passage: "}
+    assert prompts_for(["anchor", "text", "score"], base) == {"anchor": "query: ", "text": "passage: "}
 
 
-def test_fine_tune_tiny(tiny_model_path, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    rows = [
-        {"anchor": query, "positive": f"{title}\n{text}", "negative_1": f"unrelated filler passage number {i}", "source": "labelled"}
-        for i, (query, (title, text)) in enumerate(zip(TINY_QUERIES, TINY_DOCS))
-    ]
-    base = BaseParams(model=str(tiny_model_path), device="cpu", seed=0, query_prompt="query: ", document_prompt="passage: ")
-    settings = TrainParams(epochs=1, batch_size=4, learning_rate=1e-3, max_seq_length=32, matryoshka_dims=[64, 32], precision="auto")
-    before = encode(load_model(str(tiny_model_path), "cpu", 32), TINY_QUERIES[:3], progress=False)
-
-    model, report = fine_tune(rows, base, settings)
-
-    assert report["train_rows"] == 12
-    assert report["steps"] > 0
-    assert report["steps"] <= 3  # 12 rows, batches of 4, one epoch
-    assert report["pairs_seen"] == report["steps"] * 4
-    assert report["device"] == "cpu"
-    assert math.isfinite(report["train_loss"])
-    assert model.prompts == {"query": "query: ", "document": "passage: "}
-    assert model.max_seq_length == 32
-    after = encode(model, TINY_QUERIES[:3], progress=False)
-    assert after.shape == before.shape == (3, 64)
-    assert not np.allclose(before, after, atol=1e-4)  # the weights were updated
+def test_out_of_memory_is_recognised_and_explained():
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert is_out_of_memory(RuntimeError("MPS backend out of memory"))
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+    message = out_of_memory_message(TrainParams(batch_size=256), "cuda:0")
+    assert "CachedMultipleNegativesRankingLoss" in message and "train.mini_batch_size" in message
+    assert "train.gradient_accumulation_steps" in message and "cuda:0" in message
+    cached = out_of_memory_message(TrainParams(loss="CachedMultipleNegativesRankingLoss", mini_batch_size=64), "cuda")
+    assert "Lower train.mini_batch_size (now 64; try 32)" in cached
 
 
-def test_fine_tune_logs_training_curves_with_dvclive(tiny_model_path, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    subprocess.run(["git", "init", "-q"], check=True)  # a repo without commits, where dvclive.Live fails
-    rows = [{"anchor": query, "positive": f"{title}\n{text}"} for query, (title, text) in zip(TINY_QUERIES, TINY_DOCS)]
-    base = BaseParams(model=str(tiny_model_path), device="cpu", seed=0)
-    settings = TrainParams(epochs=2, batch_size=4, learning_rate=1e-3, max_seq_length=32, matryoshka_dims=[], logging_steps=2)
+# --- checkpoints, curves, dev set ------------------------------------------------------------------------------
+
+def test_resume_only_from_a_complete_checkpoint_of_the_same_run(tmp_path):
+    folder = tmp_path / "checkpoints"
+    inputs = [write_jsonl(tmp_path / "negatives.jsonl", mined_rows(2))]
+    fingerprint = run_fingerprint(BaseParams(), TrainParams(), inputs)
+    assert run_fingerprint(BaseParams(), TrainParams(resume=False), inputs) == fingerprint  # resume is not part of it
+    assert run_fingerprint(BaseParams(), TrainParams(learning_rate=1e-3), inputs) != fingerprint
+    prepare_folder(folder, fingerprint, keep=False)
+    for step, complete in ((3, True), (6, True), (9, False)):  # 9: killed while saving
+        (folder / f"checkpoint-{step}").mkdir()
+        (folder / f"checkpoint-{step}" / "trainer_state.json").write_text('{"global_step": %d}' % step if complete else '{"glob')
+    assert last_complete_checkpoint(folder) == folder / "checkpoint-6"
+    assert resume_point(folder, fingerprint, resume=True) == folder / "checkpoint-6"
+    assert resume_point(folder, fingerprint, resume=False) is None
+    write_jsonl(inputs[0], mined_rows(3))  # the data changed: the checkpoints are stale
+    assert resume_point(folder, run_fingerprint(BaseParams(), TrainParams(), inputs), resume=True) is None
+    prepare_folder(folder, "other", keep=False)
+    assert sorted(p.name for p in folder.iterdir()) == ["run.json"]
+
+
+def test_curves_resume_and_publish(tmp_path):
     curves = TrainingCurves(tmp_path / "scratch")
-
-    _, report = fine_tune(rows, base, settings, curves)
+    curves.start(0)
+    for step in (1, 2, 3, 4):
+        curves.record(step, {"loss": 1.0 / step, "learning_rate": 0.1})
+    curves.start(2)  # resumed from step 2: later points will be logged again
+    curves.record(3, {"loss": 0.5, "learning_rate": 0.2})
     published = curves.publish(tmp_path / "plots" / "train")
-
-    assert [p.name for p in published] == ["loss.tsv", "learning_rate.tsv"]
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["train"]  # no temporary folder left behind
-    assert sorted(p.name for p in (tmp_path / "plots" / "train").iterdir()) == ["learning_rate.tsv", "loss.tsv"]
-    expected_steps = [1, *range(2, report["steps"] + 1, 2)]  # step 1, then every logging_steps
-    for name in CURVES:
-        lines = [line.split("\t") for line in (tmp_path / "plots" / "train" / f"{name}.tsv").read_text().splitlines()]
-        assert lines[0] == ["step", name]
-        assert [int(step) for step, _ in lines[1:]] == expected_steps
-        assert all(math.isfinite(float(value)) for _, value in lines[1:])
-    assert not (tmp_path / "dvc.yaml").exists() and not (tmp_path / ".dvc").exists()
+    assert sorted(p.name for p in published) == sorted(f"{name}.tsv" for name in CURVES)
+    loss = (tmp_path / "plots" / "train" / "loss.tsv").read_text().splitlines()
+    assert loss == ["step\tloss", "1\t1.0", "2\t0.5", "3\t0.5"]
+    for name in DEV_CURVES:  # no dev evaluation ran: header only, so the folder always has the same files
+        assert (tmp_path / "plots" / "train" / f"{name}.tsv").read_text() == f"step\t{name}\n"
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["train"]
 
 
-def test_publish_without_curves_is_an_error(tmp_path):
-    with pytest.raises(PipelineError) as caught:
+def test_publish_without_training_curves_is_an_error(tmp_path):
+    with pytest.raises(PipelineError, match="loss.tsv"):
         TrainingCurves(tmp_path / "scratch").publish(tmp_path / "plots" / "train")
-    assert "loss.tsv" in str(caught.value)
     assert not (tmp_path / "plots" / "train").exists()
+
+
+def test_dev_set_subset_keeps_every_relevant_document(tmp_path, tiny_model_path):
+    write_project(tmp_path, tiny_model_path, dev_queries=3)
+    whole = load_dev_set(tmp_path / "data" / "split", tmp_path / "data" / "corpus" / "corpus.jsonl", 0, seed=1)
+    assert len(whole.documents) == whole.corpus_documents == 12 and len(whole.queries) == 3
+    subset = load_dev_set(tmp_path / "data" / "split", tmp_path / "data" / "corpus" / "corpus.jsonl", 5, seed=1)
+    assert len(subset.documents) == 5 and {TINY_DOCS[i][0] for i in range(3)} <= set(subset.documents)
+    again = load_dev_set(tmp_path / "data" / "split", tmp_path / "data" / "corpus" / "corpus.jsonl", 5, seed=1)
+    assert list(again.documents) == list(subset.documents)  # seeded
+
+
+def test_no_judged_dev_query_means_no_dev_set(tmp_path, tiny_model_path):
+    write_project(tmp_path, tiny_model_path, dev_queries=0)
+    assert load_dev_set(tmp_path / "data" / "split", tmp_path / "data" / "corpus" / "corpus.jsonl", 0, seed=1) is None
+
+
+# --- model card ------------------------------------------------------------------------------------------------
+
+def card_facts(**changes) -> CardFacts:
+    dev = {"queries": 4, "documents": 12, "corpus_documents": 12, "best_step": 6, "final_step": 9,
+           "base": {"ndcg@10": 0.5, "mrr@10": 0.4, "recall@10": 1.0, "map@100": 0.4},
+           "best": {"ndcg@10": 0.8, "mrr@10": 0.7, "recall@10": 1.0, "map@100": 0.7},
+           "final": {"ndcg@10": 0.75, "mrr@10": 0.7, "recall@10": 1.0, "map@100": 0.7}, "stopped_early": 1, "kept": "best"}
+    facts = dict(base_model="BAAI/bge-small-en-v1.5", model_path="models/finetuned", source_file="data/negatives/negatives.jsonl",
+                 pairs_by_source={"labelled": 30, "title": 12}, examples=42, loss="MatryoshkaLoss(MultipleNegativesRankingLoss, dims 384/64, weights 1/1)",
+                 steps=9, epochs=1.0, effective_batch_size=32,
+                 non_default=non_default_params(BaseParams(model="BAAI/bge-small-en-v1.5", query_prompt="Represent: "), TrainParams(lora=LoraParams(enabled=True))),
+                 query_prompt="Represent: ", document_prompt="", matryoshka_dims=[384, 64], lora=True, dev=dev)
+    facts.update(changes)
+    return CardFacts(**facts)
+
+
+def test_model_card_states_what_the_issue_asks():
+    card = render_model_card(card_facts())
+    assert card.startswith("# BAAI/bge-small-en-v1.5, fine-tuned for retrieval")
+    assert "LoRA adapters, merged into the weights" in card
+    assert "| labelled | 30 |" in card and "| title | 12 |" in card and "42 pairs from `data/negatives/negatives.jsonl`" in card
+    assert "- loss: MatryoshkaLoss(MultipleNegativesRankingLoss, dims 384/64, weights 1/1)" in card
+    assert "| `base.query_prompt` | `Represent: ` |" in card and "| `train.lora.enabled` | `True` |" in card
+    assert "| ndcg@10 | 0.5000 | 0.8000 | 0.7500 |" in card and "best (step 6)" in card and "stopped early" in card
+    assert 'SentenceTransformer("models/finetuned")' in card and "model.encode_query" in card and "'Represent: '" in card
+    assert "truncate_dim=64" in card
+    assert "## Test metrics" in card and "metrics/evaluate.json" in card
+    assert render_model_card(card_facts()) == card  # no timestamp or timing: same facts, same bytes
+
+
+def test_model_card_without_prompts_or_dev():
+    card = render_model_card(card_facts(query_prompt="", dev=None, lora=False, matryoshka_dims=[]))
+    assert "model.encode(" in card and "encode_query" not in card and "truncate_dim" not in card
+    assert "No dev split with judged queries" in card and "(all weights)" in card
+
+
+def test_card_with_test_metrics_fills_the_test_section():
+    card = render_model_card(card_facts())
+    finetuned = {"ndcg@10": 0.71, "mrr@10": 0.66, "recall@10": 0.9, "map@100": 0.6}
+    filled = card_with_test_metrics(card, finetuned, base={k: v - 0.05 for k, v in finetuned.items()}, queries=300)
+    head, _, test = filled.partition("## Test metrics")
+    assert head == card.partition("## Test metrics")[0]
+    assert "On 300 test queries" in test and "| ndcg@10 | 0.6600 | 0.7100 |" in test
+    with pytest.raises(ValueError, match="no '## Test metrics' section"):
+        card_with_test_metrics("# a card\n", finetuned)
+
+
+
+def test_aligned_sampler_keeps_processes_on_one_group_per_step():
+    from torch.utils.data import BatchSampler, ConcatDataset, SequentialSampler
+
+    from stages.train_data import AlignedProportionalBatchSampler
+
+    groups = [list(range(10)), list(range(6))]
+    samplers = [BatchSampler(SequentialSampler(group), 2, drop_last=False) for group in groups]  # 5 and 3 batches
+    sampler = AlignedProportionalBatchSampler(ConcatDataset(groups), samplers, torch.Generator(), seed=3, world_size=2)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 2 * 2 + 1 * 2  # an odd batch per group is dropped
+    for step in range(0, len(batches), 2):  # batches 2k and 2k+1 go to processes 0 and 1 at the same step
+        assert (batches[step][0] >= 10) == (batches[step + 1][0] >= 10)
+    assert list(sampler) == batches  # seeded
+    single = AlignedProportionalBatchSampler(ConcatDataset(groups), samplers, torch.Generator(), seed=3)
+    assert sorted(map(tuple, single)) == sorted([*map(tuple, samplers[0]), *(tuple(i + 10 for i in b) for b in samplers[1])])
+
+
+def enum_value(setting):
+    """A training argument's value, whether transformers stored it as an enum or a string."""
+    return getattr(setting, "value", setting)
+
+
+def test_training_arguments_follow_params(tmp_path):
+    from stages.train_setup import training_arguments
+
+    write_jsonl(tmp_path / "negatives.jsonl", mined_rows(24, negatives=(0, 1)))
+    settings = TrainParams(batch_size=4, gradient_accumulation_steps=3, lr_scheduler="cosine", max_grad_norm=0.5,
+                           gradient_checkpointing=True, eval_steps=7, max_steps=20)
+    base = BaseParams(seed=5, query_prompt="q: ")
+    args = training_arguments(settings, base, tmp_path / "ck", "cpu", build_training_set(settings, tmp_path, 4), True, 2)
+    assert args.report_to in ([], "none", ["none"])  # explicitly no integration
+    assert (args.gradient_accumulation_steps, args.max_grad_norm, args.max_steps) == (3, 0.5, 20)
+    assert enum_value(args.lr_scheduler_type) == "cosine" and args.seed == args.data_seed == 5
+    assert getattr(args, "activation_checkpointing", None) or args.gradient_checkpointing
+    assert (args.eval_steps, args.save_steps, args.save_total_limit) == (7, 7, 2)
+    assert args.load_best_model_at_end and args.metric_for_best_model.endswith("dev_cosine_ndcg@10")
+    assert enum_value(args.batch_sampler) == "no_duplicates" and args.multi_dataset_batch_sampler.keywords == {"world_size": 2}
+    assert args.prompts == {"anchor": "q: ", "positive": "", "negative_1": ""}
+    triplet = TrainParams(loss="TripletLoss", keep_best=False, early_stopping_patience=0)
+    args = training_arguments(triplet, base, tmp_path / "ck", "cpu", build_training_set(triplet, tmp_path, 4), False)
+    assert enum_value(args.batch_sampler) == "batch_sampler"  # no in-batch negatives: plain random batches
+    assert enum_value(args.eval_strategy) == "no" and not args.load_best_model_at_end
+
+
+def test_bm25_teacher_scores_get_a_warning(tmp_path):
+    from stages.train_data import score_warning
+
+    write_jsonl(tmp_path / SCORED_FILE, [{**row, "score_source": "bm25"} for row in scored_rows(4)])
+    assert "come from BM25" in score_warning(build_training_set(TrainParams(loss="CoSENTLoss"), tmp_path, 4))
+    write_jsonl(tmp_path / SCORED_FILE, scored_rows(4))
+    assert score_warning(build_training_set(TrainParams(loss="CoSENTLoss"), tmp_path, 4)) is None

@@ -1,0 +1,145 @@
+"""Fine-tuning a sentence-transformers model: the logic of the `train` stage, callable without DVC.
+
+:func:`fine_tune` loads the base model (and the GIST guide), adds LoRA adapters when asked, builds the loss,
+resumes from a compatible checkpoint, measures the base model on the dev split, trains with
+SentenceTransformerTrainer and returns the model (with the best checkpoint's weights, LoRA merged, prompts
+set) and the run's report. In a DDP run every process calls it; only the main process writes curves and
+checkpoints, and only its returned model is complete (LoRA is merged there alone).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+from transformers import EarlyStoppingCallback, TrainerCallback
+
+from stages import distributed
+from stages.checkpoints import describe_start, prepare_folder, resume_point, run_fingerprint
+from stages.errors import PipelineError
+from stages.lora import add_lora, merge_lora
+from stages.model_card import CardFacts
+from stages.models import is_out_of_memory, load_model, pick_device
+from stages.params import BaseParams, TrainParams
+from stages.train_data import TrainingSet
+from stages.train_losses import GUIDED_LOSSES, build_loss, describe_loss
+from stages.train_monitor import DEV_CURVES, DevEvaluator, DevSet, EvaluateAtLastStep, TrainingCurves, dev_evaluator, dev_metrics
+from stages.train_report import card_facts, dev_report, run_report
+from stages.train_setup import choose_precision, out_of_memory_message, training_arguments
+
+BASE_DEV_FILE = "dev_base.json"
+"""The base model's dev metrics, kept with the checkpoints so a resumed run still reports them."""
+
+
+def load_guide(settings: TrainParams, base: BaseParams, device: str) -> SentenceTransformer | None:
+    """The frozen guide of the GIST losses (`train.gist_guide`, or the base model), or None for other losses."""
+    if settings.loss not in GUIDED_LOSSES:
+        return None
+    name = settings.gist_guide or base.model
+    try:
+        guide = load_model(name, device, settings.max_seq_length)
+    except PipelineError as error:
+        raise PipelineError(f"params.yaml: train.gist_guide: {error}") from None
+    guide.requires_grad_(False)
+    return guide
+
+
+def fine_tune(
+    training: TrainingSet,
+    dev: DevSet | None,
+    base: BaseParams,
+    settings: TrainParams,
+    checkpoints: Path,
+    curves: TrainingCurves | None = None,
+    inputs: Sequence[Path] = (),
+    callbacks: Sequence[TrainerCallback] = (),
+) -> tuple[SentenceTransformer, dict, CardFacts]:
+    """Train a copy of the base model on ``training``; return it with the metrics report and the card's facts.
+
+    Args:
+        training: the datasets for the loss (:func:`stages.train_data.build_training_set`).
+        dev: the dev IR task, or None to train without dev evaluation (the last model is kept).
+        base: model, prompts, seed, device.
+        settings: the `train` params.
+        checkpoints: folder for checkpoints (and the curves while training); resumed from when compatible.
+        curves: records the loss, learning rate and dev metrics (see :class:`TrainingCurves`).
+        inputs: files besides the training file whose content must match for a checkpoint to be resumed.
+        callbacks: extra trainer callbacks.
+    """
+    world = distributed.world_size()
+    device = distributed.process_device(pick_device(base.device))
+    choose_precision(settings.precision, device)  # an impossible precision fails before any model is loaded
+    guide = load_guide(settings, base, device)
+    model = load_model(base.model, device, settings.max_seq_length)
+    if settings.lora.enabled:
+        trainable, total = add_lora(model, settings.lora, settings.gradient_checkpointing)
+        print(f"train: LoRA adapters: {trainable:,} trainable parameters of {total:,}")
+    loss = build_loss(model, settings, guide, world)
+    evaluator = dev_evaluator(dev, base) if dev else None
+    fingerprint = run_fingerprint(base, settings, [training.source_file, *inputs])
+    start = resume_point(checkpoints, fingerprint, settings.resume)
+    main_process = distributed.is_main_process()
+    if main_process:
+        print(describe_start(checkpoints, fingerprint, settings.resume, start))
+    curves = curves or TrainingCurves(checkpoints / "dvclive", write=False)
+    curves.write = curves.write and main_process
+    stage_callbacks: list[TrainerCallback] = [curves, EvaluateAtLastStep(evaluate=evaluator is not None), *callbacks]
+    early_stopping = None
+    if evaluator is not None and settings.early_stopping_patience:
+        early_stopping = EarlyStoppingCallback(settings.early_stopping_patience, settings.early_stopping_threshold)
+        stage_callbacks.append(early_stopping)
+    args = training_arguments(settings, base, checkpoints, device, training, evaluator is not None, world)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=training.trainer_dataset(), loss=loss,
+                                         evaluator=evaluator, callbacks=stage_callbacks)
+    resumed_step = json.loads((start / "trainer_state.json").read_text())["global_step"] if start else 0
+    if main_process:
+        prepare_folder(checkpoints, fingerprint, keep=start is not None)
+        curves.start(resumed_step)
+    try:
+        base_dev = (measure_base_dev(evaluator, model, checkpoints, resumed_step, curves)
+                    if evaluator is not None and main_process else None)
+        distributed.barrier()
+        eval_seconds_before = evaluator.seconds if evaluator is not None else 0.0
+        started = time.perf_counter()
+        result = trainer.train(resume_from_checkpoint=str(start) if start else None)
+    except Exception as error:
+        if is_out_of_memory(error):
+            raise PipelineError(out_of_memory_message(settings, device)) from None
+        raise
+    seconds = time.perf_counter() - started
+    if not math.isfinite(result.training_loss):
+        raise PipelineError(f"train: the training loss is {result.training_loss} (training diverged); lower "
+                            f"train.learning_rate (now {settings.learning_rate:g}), or use train.precision bf16 or fp32 "
+                            "instead of fp16")
+    state = trainer.state
+    if settings.lora.enabled and main_process:
+        merge_lora(model, load_model(base.model, device, settings.max_seq_length))
+    if base.query_prompt or base.document_prompt:
+        model.prompts = {"query": base.query_prompt, "document": base.document_prompt}
+    stopped_early = (early_stopping is not None and state.global_step < state.max_steps
+                     and early_stopping.early_stopping_patience_counter >= settings.early_stopping_patience)
+    report = run_report(
+        training, state, settings, device=device, world_size=world, resumed_step=resumed_step,
+        training_loss=result.training_loss, stopped_early=stopped_early, seconds=seconds,
+        eval_seconds=evaluator.seconds - eval_seconds_before if evaluator is not None else 0.0,
+        dev=dev_report(dev, state, base_dev) if dev is not None else None,
+    )
+    facts = card_facts(report, training, base, settings, describe_loss(loss), list(getattr(loss, "matryoshka_dims", [])))
+    return model, report, facts
+
+
+def measure_base_dev(evaluator: DevEvaluator, model: SentenceTransformer, checkpoints: Path, resumed_step: int, curves: TrainingCurves) -> dict:
+    """The base model's dev metrics, drawn at step 0 of the dev curves; a resumed run reads the stored ones."""
+    stored = checkpoints / BASE_DEV_FILE
+    if resumed_step and stored.is_file():
+        return json.loads(stored.read_text(encoding="utf-8"))
+    scores = evaluator(model)
+    metrics = dev_metrics(scores, prefix="")
+    stored.write_text(json.dumps(metrics, sort_keys=True) + "\n", encoding="utf-8")
+    curves.record(0, {name: scores[key.removeprefix("eval_")] for name, key in DEV_CURVES.items()})
+    print(f"train: base model on the dev split: {metrics}")
+    return metrics

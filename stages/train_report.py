@@ -1,0 +1,94 @@
+"""What a training run reports: metrics/train.json and the facts of the model card."""
+
+from __future__ import annotations
+
+import resource
+
+import torch
+from transformers import TrainerState
+
+from stages import distributed
+from stages.model_card import CardFacts, non_default_params
+from stages.params import BaseParams, TrainParams
+from stages.train_data import TrainingSet
+from stages.train_monitor import BEST_MODEL_METRIC, DevSet, dev_metrics
+
+
+def dev_history(log_history: list[dict], step: int | None) -> dict[str, float] | None:
+    """Dev metrics logged at ``step`` (the last evaluation when None), or None if there was none."""
+    evaluations = [entry for entry in log_history if f"eval_{BEST_MODEL_METRIC}" in entry]
+    if step is not None:
+        evaluations = [entry for entry in evaluations if entry["step"] == step]
+    return dev_metrics(evaluations[-1]) if evaluations else None
+
+
+def dev_report(dev: DevSet, state: TrainerState, base_dev: dict[str, float] | None) -> dict:
+    """Dev metrics of the base model, of the best evaluation and of the last, with their steps."""
+    best_step = state.best_global_step or state.global_step
+    report = {
+        "queries": len(dev.queries), "documents": len(dev.documents), "corpus_documents": dev.corpus_documents,
+        "best": dev_history(state.log_history, best_step), "best_step": best_step,
+        "final": dev_history(state.log_history, None), "final_step": state.global_step,
+    }
+    if base_dev:
+        report["base"] = base_dev
+    return report
+
+
+def peak_memory_mb(device: str) -> dict[str, float]:
+    """Peak resident memory of the process (and peak allocated GPU memory), the largest over all processes."""
+    peak = {"peak_rss_mb": round(distributed.max_over_processes(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), 1)}
+    if device.startswith("cuda"):
+        peak["peak_gpu_mb"] = round(distributed.max_over_processes(torch.cuda.max_memory_allocated() / 2**20), 1)
+    return peak
+
+
+def run_report(
+    training: TrainingSet, state: TrainerState, settings: TrainParams, *, device: str, world_size: int, resumed_step: int,
+    training_loss: float, stopped_early: bool, seconds: float, eval_seconds: float, dev: dict | None,
+) -> dict:
+    """The contents of metrics/train.json.
+
+    ``pairs_seen`` counts optimizer steps times pairs per step (batch size x accumulation x processes), an upper
+    bound when a group's last batch is partial. ``pairs_per_second`` is this run's pairs over its wall time
+    without dev evaluation (a resumed run counts from its checkpoint). The timing and memory fields differ
+    from run to run; every other field is the same for the same inputs.
+    """
+    effective_batch = settings.batch_size * settings.gradient_accumulation_steps * world_size
+    pairs_this_run = (state.global_step - resumed_step) * effective_batch
+    report = {
+        "pairs": training.pairs,
+        "pairs_by_source": training.pairs_by_source,
+        "skipped_rows": training.skipped_rows,
+        "examples": training.examples,
+        "steps": state.global_step,
+        "epochs": round(float(state.epoch or 0.0), 4),
+        "effective_batch_size": effective_batch,
+        "pairs_seen": state.global_step * effective_batch,
+        "world_size": world_size,
+        "resumed_from_step": resumed_step,
+        "stopped_early": int(stopped_early),
+        "train_loss": round(float(training_loss), 6),
+        "train_seconds": round(seconds, 1),
+        "eval_seconds": round(eval_seconds, 1),
+        "pairs_per_second": round(pairs_this_run / max(seconds - eval_seconds, 1e-9), 2),
+        **peak_memory_mb(device),
+        "device": device,
+    }
+    if dev is not None:
+        report["dev"] = dev
+    return report
+
+
+def card_facts(report: dict, training: TrainingSet, base: BaseParams, settings: TrainParams, loss_description: str,
+               matryoshka_dims: list[int]) -> CardFacts:
+    """The model card's facts from the run's report and settings."""
+    dev = report.get("dev")
+    return CardFacts(
+        base_model=base.model, model_path="", source_file=str(training.source_file),
+        pairs_by_source=training.pairs_by_source, examples=training.examples, loss=loss_description,
+        steps=report["steps"], epochs=report["epochs"], effective_batch_size=report["effective_batch_size"],
+        non_default=non_default_params(base, settings), query_prompt=base.query_prompt,
+        document_prompt=base.document_prompt, matryoshka_dims=matryoshka_dims, lora=settings.lora.enabled,
+        dev={**dev, "stopped_early": report["stopped_early"], "kept": "best" if settings.keep_best else "final"} if dev else None,
+    )

@@ -1,0 +1,129 @@
+"""The trainer's arguments from params: precision, prompts, batching, schedule, dev evaluation and checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from sentence_transformers import SentenceTransformerTrainingArguments
+
+from stages.errors import PipelineError
+from stages.params import BaseParams, TrainParams
+from stages.train_data import LOSS_INPUTS, AlignedProportionalBatchSampler, TrainingSet
+from stages.train_monitor import BEST_MODEL_METRIC
+
+LABEL_COLUMNS = ("label", "score")
+
+
+def choose_precision(setting: str, device: str) -> dict[str, bool]:
+    """Trainer flags for mixed precision.
+
+    'auto' is bf16 on a CUDA GPU that supports it, fp16 on an older one, fp32 elsewhere. An explicit 'bf16'
+    is honoured on the CPU too (autocast); 'fp16' needs CUDA and falls back to fp32 elsewhere, with a note.
+
+    Raises:
+        PipelineError: 'bf16' on a CUDA GPU without bf16 support (e.g. T4, V100).
+    """
+    cuda = device.startswith("cuda")
+    if setting == "fp32" or (setting == "auto" and not cuda):
+        return {"bf16": False, "fp16": False}
+    if setting == "bf16":
+        if cuda and not torch.cuda.is_bf16_supported():
+            raise PipelineError("params.yaml: train.precision is bf16, but this GPU does not support bf16; use fp16 or auto")
+        if device.startswith("mps"):
+            print("train: precision 'bf16' is not used on mps; training in fp32")
+            return {"bf16": False, "fp16": False}
+        return {"bf16": True, "fp16": False}
+    if setting == "fp16" and not cuda:
+        print(f"train: precision 'fp16' needs a CUDA GPU; using fp32 on {device}")
+        return {"bf16": False, "fp16": False}
+    if setting == "auto" and torch.cuda.is_bf16_supported():
+        return {"bf16": True, "fp16": False}
+    return {"bf16": False, "fp16": True}
+
+
+def prompts_for(columns: Sequence[str], base: BaseParams) -> dict[str, str] | None:
+    """Per-column prompts: the query prompt for anchors, the document prompt for every other text column."""
+    if not (base.query_prompt or base.document_prompt):
+        return None
+    return {c: (base.query_prompt if c == "anchor" else base.document_prompt) for c in columns if c not in LABEL_COLUMNS}
+
+
+def out_of_memory_message(settings: TrainParams, device: str) -> str:
+    """What to change when training runs out of accelerator memory."""
+    if settings.loss.startswith("Cached"):
+        first = (f"Lower train.mini_batch_size (now {settings.mini_batch_size}; try {max(1, settings.mini_batch_size // 2)}): "
+                 f"{settings.loss} keeps the batch of {settings.batch_size} at the memory of one mini-batch")
+    else:
+        first = ("Use train.loss: CachedMultipleNegativesRankingLoss (or CachedGISTEmbedLoss) with a smaller "
+                 f"train.mini_batch_size (e.g. {max(1, min(32, settings.batch_size // 4))}): it keeps all "
+                 f"{settings.batch_size} in-batch negatives at the memory of one mini-batch")
+    return (f"train: out of memory on {device} (train.batch_size {settings.batch_size}, train.max_seq_length "
+            f"{settings.max_seq_length}). {first}; or lower train.batch_size and raise train.gradient_accumulation_steps "
+            "(same pairs per step, but MultipleNegativesRankingLoss then sees fewer in-batch negatives); "
+            "train.gradient_checkpointing: true and a lower train.max_seq_length also cut memory (and a lower "
+            "base.encode_batch_size, when it ran out during the dev evaluation)")
+
+
+def training_arguments(
+    settings: TrainParams, base: BaseParams, output_dir: Path, device: str, training: TrainingSet, evaluate: bool,
+    world_size: int = 1,
+) -> SentenceTransformerTrainingArguments:
+    """The trainer's arguments: every value comes from params or from what the run has.
+
+    Args:
+        settings: the `train` params.
+        base: seed and prompts.
+        output_dir: where checkpoints go.
+        device: the torch device this process trains on.
+        training: the datasets (their columns decide the prompts).
+        evaluate: whether there is a dev evaluator (evaluation, best checkpoint, early stopping).
+        world_size: training processes (batches are drawn in runs of this many, see AlignedProportionalBatchSampler).
+    """
+    columns = sorted({c for d in training.datasets.values() for c in d.column_names})
+    single = len(training.datasets) == 1
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps or -1,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type=settings.lr_scheduler,
+        warmup_steps=settings.warmup_ratio,  # transformers 5 reads a float below 1 as a ratio
+        weight_decay=settings.weight_decay,
+        max_grad_norm=settings.max_grad_norm,
+        **checkpointing_flag(settings.gradient_checkpointing),
+        seed=base.seed,
+        data_seed=base.seed,
+        # In-batch negatives must not repeat a text of the batch (it would be a false negative); losses without
+        # them get plain seeded random batches. Groups of different negative counts are sampled in proportion
+        # to their sizes, so every example is used once per epoch.
+        batch_sampler="no_duplicates" if LOSS_INPUTS[settings.loss].in_batch_negatives else "batch_sampler",
+        multi_dataset_batch_sampler=functools.partial(AlignedProportionalBatchSampler, world_size=world_size),
+        prompts=prompts_for(columns, base),
+        eval_strategy="steps" if evaluate else "no",
+        eval_steps=settings.eval_steps,
+        save_strategy="steps",
+        save_steps=settings.eval_steps,
+        save_total_limit=2,  # the last checkpoint (to resume) and the best (to keep)
+        load_best_model_at_end=evaluate and settings.keep_best,
+        metric_for_best_model=BEST_MODEL_METRIC if evaluate else None,
+        greater_is_better=True,
+        logging_steps=settings.logging_steps,
+        logging_first_step=True,  # every curve starts at step 1, however short the run
+        report_to="none",  # no automatic integrations; the curves come only from TrainingCurves
+        use_cpu=device == "cpu",
+        dataloader_drop_last=single and training.examples > settings.batch_size,
+        **choose_precision(settings.precision, device),
+    )
+
+
+def checkpointing_flag(enabled: bool) -> dict[str, bool]:
+    """The trainer's activation (gradient) checkpointing switch, under its name in the installed transformers
+    (``activation_checkpointing`` since 5.x; ``gradient_checkpointing`` before, now a deprecated alias)."""
+    names = {f.name for f in dataclasses.fields(SentenceTransformerTrainingArguments)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
