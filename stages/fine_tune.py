@@ -39,11 +39,8 @@ def load_guide(settings: TrainParams, base: BaseParams, device: str) -> Sentence
     """The frozen guide of the GIST losses (`train.gist_guide`, or the base model), or None for other losses."""
     if settings.loss not in GUIDED_LOSSES:
         return None
-    name = settings.gist_guide or base.model
-    try:
-        guide = load_model(name, device, settings.max_seq_length)
-    except PipelineError as error:
-        raise PipelineError(f"params.yaml: train.gist_guide: {error}") from None
+    name, key = (settings.gist_guide, "train.gist_guide") if settings.gist_guide else (base.model, "base.model")
+    guide = load_model(name, device, settings.max_seq_length, key=key, trust_remote_code=base.trust_remote_code)
     guide.requires_grad_(False)
     return guide
 
