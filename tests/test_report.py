@@ -1,0 +1,194 @@
+"""`python -m stages.report` on a real git + DVC project with two commits of different metrics, and
+`python -m stages.pr_comment` against a stand-in `gh` that keeps the pull request's comments in a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from project_copies import committed_copy
+from stages.report import MARKER, change, number, sampled, stale_results
+from test_pipeline_e2e import TEMPLATE_ROOT, run, set_params
+
+
+@pytest.fixture(scope="module")
+def project(reproduced_pipeline, tmp_path_factory) -> Path:
+    return committed_copy(reproduced_pipeline[0], tmp_path_factory.mktemp("report") / "project")
+
+
+@pytest.fixture(scope="module")
+def two_commits(project: Path) -> dict:
+    """The report of the first commit against itself, then a second commit with other params and metrics
+    (committed without `dvc repro`, so its results are stale) and its report against the first."""
+    unchanged = run([sys.executable, "-m", "stages.report", "--against", "HEAD"], project).stdout
+    set_params(project, {"train": {"learning_rate": 0.001}})
+    evaluate_path = project / "metrics" / "evaluate.json"
+    evaluate = json.loads(evaluate_path.read_text())
+    old_ndcg = evaluate["finetuned"]["ndcg@10"]
+    evaluate["finetuned"]["ndcg@10"] = round(evaluate["base"]["ndcg@10"] - 0.25, 6)
+    evaluate["comparisons"]["finetuned_vs_base"].update(difference=-0.25, ci_low=-0.4, ci_high=-0.1)
+    old_verdict, evaluate["verdict"] = evaluate["verdict"], "regression"
+    evaluate_path.write_text(json.dumps(evaluate, indent=2, sort_keys=True) + "\n")
+    curve = (project / "plots" / "recall_at_k.csv").read_text().splitlines()
+    k, base, finetuned, *rest = curve[1].split(",")
+    curve[1] = ",".join([k, base, "0.123456", *rest])
+    (project / "plots" / "recall_at_k.csv").write_text("\n".join(curve) + "\n")
+    run(["git", "commit", "-q", "-am", "second run"], project)
+    output = project / "review" / "report.md"
+    printed = run([sys.executable, "-m", "stages.report", "--against", "HEAD~1", "--label", "#7",
+                   "--plots-url", "https://example.invalid/plots", "--output", str(output)], project).stdout
+    return {"unchanged": unchanged, "report": output.read_text(), "printed": printed, "old_ndcg": old_ndcg,
+            "new_ndcg": evaluate["finetuned"]["ndcg@10"], "old_verdict": old_verdict}
+
+
+def table_rows(markdown: str) -> list[list[str]]:
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in markdown.splitlines() if line.startswith("| ")]
+
+
+def test_report_of_unchanged_commit_says_so(two_commits: dict) -> None:
+    report = two_commits["unchanged"]
+    assert report.startswith(MARKER + "\n")
+    assert "No metrics changed." in report and "No params changed." in report
+    assert "The committed metrics match the committed params, code and data" in report
+    assert "unchanged from HEAD" in report
+
+
+def test_report_shows_metric_and_param_changes_and_the_verdict(two_commits: dict) -> None:
+    report, old, new = two_commits["report"], two_commits["old_ndcg"], two_commits["new_ndcg"]
+    assert report.startswith(MARKER + "\n") and "report: wrote" in two_commits["printed"]
+    rows = table_rows(report)
+    assert ["metrics/evaluate.json", "finetuned.ndcg@10", number(old), number(new), change(old, new)] in rows
+    assert ["metrics/evaluate.json", "verdict", two_commits["old_verdict"], "regression", "—"] in rows
+    assert ["params.yaml", "train.learning_rate", "5e-05", "0.001", change(5e-05, 0.001)] in rows
+    assert ["finetuned", number(old), number(new), change(old, new)] in rows  # the headline table
+    assert f"**Verdict: regression** (HEAD~1: {two_commits['old_verdict']})" in report
+    assert "**-0.2500** (95% CI -0.4000 .. -0.1000" in report
+    assert "**Regression**: the fine-tuned model is worse than the base model on ndcg@10" in report
+
+
+def test_report_flags_results_committed_without_repro(two_commits: dict) -> None:
+    report = two_commits["report"]
+    assert "**Stale results**" in report
+    assert "> - `train`: `params.yaml: train modified`" in report
+    assert "`metrics/evaluate.json modified`" in report
+
+
+def test_report_shows_the_plots_side_by_side(two_commits: dict) -> None:
+    report = two_commits["report"]
+    assert "Interactive charts of both revisions (`dvc plots diff HEAD~1`): https://example.invalid/plots" in report
+    for title in ("nDCG@10 by embedding width", "Recall@k by system", "Training loss", "Learning rate"):
+        assert f"**{title}**: #7" in report
+    recall = report.split("**Recall@k by system**")[1].split("**", 1)[0]
+    finetuned = next(row for row in table_rows(recall) if row[0] == "finetuned")
+    assert finetuned[1].startswith("0.1235 (") and finetuned[1].endswith(")")  # k=1 moved, with its change
+    assert "change from HEAD~1 in brackets" in recall
+
+
+def test_unknown_revision_is_one_clear_error_and_writes_nothing(project: Path) -> None:
+    output = project / "review" / "typo.md"
+    result = run([sys.executable, "-m", "stages.report", "--against", "mian", "--output", str(output)], project, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: --against: unknown git revision 'mian'; is it fetched? (CI: check out with fetch-depth: 0)"
+    assert not output.exists()
+
+
+def test_stale_results_ignore_data_that_was_not_pulled() -> None:
+    status = {
+        "train": [{"changed deps": {"data/negatives": "deleted", "stages/train.py": "modified",
+                                    "params.yaml": {"train.learning_rate": "modified"}}},
+                  {"changed outs": {"models/finetuned": "not in cache"}}],
+        "evaluate": [{"changed deps": {"models/finetuned": "deleted"}}],
+        "ingest": ["always changed"],
+    }
+    assert stale_results(status) == {"train": ["stages/train.py modified", "params.yaml: train.learning_rate modified"]}
+
+
+def test_sampled_keeps_first_and_last() -> None:
+    assert sampled([str(i) for i in range(1, 86)], 8) == ["1", "13", "25", "37", "49", "61", "73", "85"]
+    assert sampled(["1", "2"], 8) == ["1", "2"]
+
+
+# --- posting: a stand-in for the GitHub CLI ------------------------------------------------------------------
+
+FAKE_GH = '''#!{python}
+"""Stand-in for `gh api`: the pull request's comments live in $FAKE_GH_STATE; pages of two, like --paginate."""
+import json, os, re, sys
+state_file = os.environ["FAKE_GH_STATE"]
+state = json.load(open(state_file))
+args = sys.argv[1:]
+state["calls"].append(args)
+if os.environ.get("FAKE_GH_FAIL"):
+    print(os.environ["FAKE_GH_FAIL"], file=sys.stderr); sys.exit(1)
+assert args[0] == "api", args
+method = args[args.index("--method") + 1] if "--method" in args else "GET"
+endpoint = next(a for a in args[1:] if a.startswith("repos/"))
+body = next((open(a.split("=@", 1)[1]).read() for a in args if a.startswith("body=@")), None)
+if method == "GET" and re.fullmatch(r"repos/\\{{owner\\}}/\\{{repo\\}}/issues/\\d+/comments", endpoint):
+    comments = state["comments"]
+    sys.stdout.write("".join(json.dumps(comments[i:i + 2]) for i in range(0, max(len(comments), 1), 2)))
+elif method == "POST":
+    state["comments"].append({{"id": 1000 + len(state["comments"]), "body": body}})
+elif method == "PATCH":
+    number = int(endpoint.rsplit("/", 1)[1])
+    next(c for c in state["comments"] if c["id"] == number)["body"] = body
+else:
+    sys.exit(f"unexpected call {{args}}")
+json.dump(state, open(state_file, "w"))
+'''
+
+
+@pytest.fixture
+def fake_gh(tmp_path: Path, monkeypatch) -> Path:
+    """A `gh` first on PATH whose state (comments and calls) is the returned JSON file."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    script = folder / "gh"
+    script.write_text(FAKE_GH.format(python=sys.executable))
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    state = tmp_path / "gh_state.json"
+    state.write_text(json.dumps({"comments": [
+        {"id": 1, "body": "Looks good to me"},
+        {"id": 2, "body": f"> {MARKER}\n> quoting the bot"},
+        {"id": 3, "body": "another remark"},
+    ], "calls": []}))
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_GH_STATE", str(state))
+    return state
+
+
+def post(body: str, tmp_path: Path) -> "subprocess.CompletedProcess":
+    report = tmp_path / "report.md"
+    report.write_text(body)
+    return run([sys.executable, "-m", "stages.pr_comment", "--pr", "7", "--body-file", str(report)], TEMPLATE_ROOT, check=False)
+
+
+def test_pr_comment_is_created_once_then_edited(fake_gh: Path, tmp_path: Path) -> None:
+    first = post(f"{MARKER}\nfirst report\n", tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "created the report comment on pull request #7" in first.stdout
+    second = post(f"{MARKER}\nsecond report\n", tmp_path)
+    assert "updated the report comment on pull request #7" in second.stdout
+    state = json.loads(fake_gh.read_text())
+    bodies = [c["body"] for c in state["comments"]]
+    assert bodies == ["Looks good to me", f"> {MARKER}\n> quoting the bot", "another remark", f"{MARKER}\nsecond report\n"]
+    assert [call[:3] for call in state["calls"] if "--method" in call] == [
+        ["api", "--method", "POST"], ["api", "--method", "PATCH"]]
+    assert state["calls"][-1][3] == "repos/{owner}/{repo}/issues/comments/1003"
+
+
+def test_pr_comment_failure_is_one_clear_error(fake_gh: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_GH_FAIL", "HTTP 403: Resource not accessible by integration")
+    result = post(f"{MARKER}\nreport\n", tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: gh api --paginate repos/{owner}/{repo}/issues/7/comments: HTTP 403: Resource not accessible")
+
+
+def test_pr_comment_refuses_a_body_without_the_marker(fake_gh: Path, tmp_path: Path) -> None:
+    result = post("just text\n", tmp_path)
+    assert result.returncode == 1 and "must start with the report marker" in result.stderr
+    assert json.loads(fake_gh.read_text())["calls"] == []
