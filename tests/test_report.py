@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from project_copies import committed_copy
 from stages.report import MARKER, change, number, sampled, stale_results
@@ -192,3 +195,63 @@ def test_pr_comment_refuses_a_body_without_the_marker(fake_gh: Path, tmp_path: P
     result = post("just text\n", tmp_path)
     assert result.returncode == 1 and "must start with the report marker" in result.stderr
     assert json.loads(fake_gh.read_text())["calls"] == []
+
+
+# --- the pull-request workflow's own shell steps, run in order against the stand-in gh -------------------------
+
+WORKFLOW = TEMPLATE_ROOT / ".github" / "workflows" / "pr-report.yml"
+GITHUB_CONTEXT = {
+    "github.base_ref": "main", "github.event.pull_request.number": "7", "github.repository": "org/repo",
+    "github.event.pull_request.head.sha": "abcdef0123456789", "github.token": "dummy-token",
+    "steps.plots.outputs.artifact-url": "https://example.invalid/artifacts/42",
+    "github.event.pull_request.head.repo.full_name": "org/repo",
+}
+
+
+def expand(text: str) -> str:
+    """Replace GitHub's ${{ expression }} placeholders with the values of GITHUB_CONTEXT."""
+    return re.sub(r"\$\{\{\s*([^}]+?)\s*\}\}", lambda m: GITHUB_CONTEXT[m.group(1)], text)
+
+
+def run_workflow_steps(project: Path, summary: Path) -> list[str]:
+    """Run every `run:` step of the workflow except the dependency install, as GitHub would (bash -e), with the
+    job's and the step's env; return the names of the steps run."""
+    job = yaml.safe_load(WORKFLOW.read_text())["jobs"]["report"]
+    names = []
+    for step in job["steps"]:
+        if "run" not in step or "pip install" in step["run"]:
+            continue
+        if "if" in step:
+            left, right = (part.strip() for part in step["if"].split("=="))
+            if GITHUB_CONTEXT[left] != GITHUB_CONTEXT[right]:
+                continue
+        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", GITHUB_STEP_SUMMARY=str(summary))
+        env.update({k: expand(str(v)) for k, v in {**job.get("env", {}), **step.get("env", {})}.items()})
+        result = subprocess.run(["bash", "-e", "-c", expand(step["run"])], cwd=project, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, f"step {step['name']!r} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+        names.append(step["name"])
+    return names
+
+
+def test_workflow_triggers_on_pull_requests_and_never_retrains() -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    assert list(workflow[True]) == ["pull_request"]  # YAML reads the key `on` as True
+    assert workflow["permissions"] == {"contents": "read", "pull-requests": "write"}
+    commands = " ".join(step.get("run", "") for step in workflow["jobs"]["report"]["steps"])
+    assert not re.search(r"dvc (repro|pull|exp)|stages\.(train|evaluate)|make ", commands)
+
+
+def test_workflow_steps_post_one_comment_and_update_it(two_commits: dict, project: Path, fake_gh: Path, tmp_path: Path) -> None:
+    run(["git", "update-ref", "refs/remotes/origin/main", "HEAD~1"], project)  # what checkout with fetch-depth 0 gives
+    summary = tmp_path / "summary.md"
+    names = run_workflow_steps(project, summary)
+    assert names == ["Render the plots of both revisions", "Build the report", "Post or update the pull request comment"]
+    assert (project / "dvc_plots" / "index.html").is_file()
+    report = (project / "report.md").read_text()
+    assert report.startswith(MARKER) and "## Embedding fine-tuning: #7 (abcdef0) vs origin/main" in report
+    assert "**Verdict: regression**" in report and "https://example.invalid/artifacts/42" in report
+    assert summary.read_text() == report
+    run_workflow_steps(project, summary)  # a second push to the pull request
+    comments = json.loads(fake_gh.read_text())["comments"]
+    ours = [c for c in comments if c["body"].startswith(MARKER)]
+    assert len(comments) == 4 and len(ours) == 1 and ours[0]["body"] == report
