@@ -108,10 +108,13 @@ def plot_series(plots_json: dict) -> list[PlotSeries]:
             y_label = anchors.get("<DVC_METRIC_Y_LABEL>")
             for row in anchors.get("<DVC_METRIC_DATA>", []):
                 series, value = (row["field"], row.get("dvc_inferred_y_value")) if "field" in row else (y_label, row.get(y_label))
-                if x_field not in row or value is None:
+                try:
+                    y = float(value)
+                except (TypeError, ValueError):  # a missing or non-numeric cell draws nothing in DVC's chart either
                     continue
-                key = (plot, series, row["rev"])
-                lines.setdefault(key, PlotSeries(plot, x_field, series, row["rev"])).points[str(row[x_field])] = float(value)
+                if x_field in row:
+                    key = (plot, series, row["rev"])
+                    lines.setdefault(key, PlotSeries(plot, x_field, series, row["rev"])).points[str(row[x_field])] = y
     return list(lines.values())
 
 

@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from project_copies import committed_copy
 from test_pipeline_e2e import run
 
-LEARNING_RATES = (1e-4, 1e-3)
 QUEUE_TIMEOUT_S = 420
 
 
@@ -39,10 +39,13 @@ def wait_for_queue(project: Path, names: list[str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def sweep(reproduced_pipeline, tmp_path_factory) -> tuple[Path, list[str]]:
-    """A committed project after a queued learning-rate sweep ran to the end; the experiments' names."""
+def sweep(reproduced_pipeline, tmp_path_factory) -> tuple[Path, list[str], tuple[float, float]]:
+    """A committed project after a queued two-point learning-rate sweep ran to the end; the experiments' names
+    and their learning rates (half and twice the baseline's, which depends on the tests that ran before)."""
     project = committed_copy(reproduced_pipeline[0], tmp_path_factory.mktemp("experiments") / "project")
-    values = ",".join(str(rate) for rate in LEARNING_RATES)
+    baseline = yaml.safe_load((project / "params.yaml").read_text())["train"]["learning_rate"]
+    rates = (float(f"{baseline / 2:.3g}"), float(f"{baseline * 2:.3g}"))
+    values = ",".join(str(rate) for rate in rates)
     queued = run(["dvc", "exp", "run", "--queue", "-S", f"train.learning_rate={values}"], project).stdout
     names = [line.split("'")[1] for line in queued.splitlines() if line.startswith("Queued experiment")]
     assert len(names) == 2, queued
@@ -53,17 +56,17 @@ def sweep(reproduced_pipeline, tmp_path_factory) -> tuple[Path, list[str]]:
         run(["dvc", "queue", "stop"], project, check=False)  # the worker would stop once idle; do not leave it
     failed = [name for name in names if states[name] != "Success"]
     assert not failed, "\n".join(run(["dvc", "queue", "logs", name], project, check=False).stdout[-3000:] for name in failed)
-    return project, names
+    return project, names, rates
 
 
 def test_both_sweep_points_have_params_and_metrics(sweep) -> None:
-    project, names = sweep
+    project, names, rates = sweep
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     baseline = next(row for row in shown if row["rev"] != "workspace")
     runs = {r["name"]: r["data"] for e in baseline["experiments"] or [] for r in e["revs"]}
     assert set(names) <= set(runs), runs.keys()
-    rates = sorted(runs[name]["params"]["params.yaml"]["data"]["train"]["learning_rate"] for name in names)
-    assert rates == sorted(LEARNING_RATES)
+    recorded = sorted(runs[name]["params"]["params.yaml"]["data"]["train"]["learning_rate"] for name in names)
+    assert recorded == pytest.approx(sorted(rates))
     for name in names:
         evaluate = runs[name]["metrics"]["metrics/evaluate.json"]["data"]
         assert 0.0 <= evaluate["finetuned"]["ndcg@10"] <= 1.0 and evaluate["verdict"] in {"ship", "marginal", "regression"}
@@ -73,12 +76,12 @@ def test_both_sweep_points_have_params_and_metrics(sweep) -> None:
 
 
 def test_exp_show_md_lists_the_runs_with_their_metrics(sweep) -> None:
-    project, names = sweep
+    project, names, rates = sweep
     table = run(["dvc", "exp", "show", "--md", "--drop", ".*", "--keep",
                  r"Experiment|State|^train\.learning_rate$|^finetuned\.ndcg@10$|^verdict$"], project).stdout
     header = [cell.strip() for cell in table.splitlines()[0].strip("|").split("|")]
     assert header == ["Experiment", "State", "finetuned.ndcg@10", "verdict", "train.learning_rate"]
-    for name, rate in zip(names, LEARNING_RATES):
+    for name, rate in zip(names, rates):
         row = next(line for line in table.splitlines() if f"[{name}]" in line)
         cells = [cell.strip() for cell in row.strip("|").split("|")]
-        assert cells[1] == "Success" and float(cells[4]) == rate and 0.0 <= float(cells[2]) <= 1.0
+        assert cells[1] == "Success" and float(cells[4]) == pytest.approx(rate) and 0.0 <= float(cells[2]) <= 1.0

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from project_copies import committed_copy
-from stages.report import MARKER, change, number, sampled, stale_results
+from stages.report import MARKER, ReportInputs, change, number, sampled, stale_results, verdict_section
 from test_pipeline_e2e import TEMPLATE_ROOT, run, set_params
 
 
@@ -29,13 +29,16 @@ def two_commits(project: Path) -> dict:
     """The report of the first commit against itself, then a second commit with other params and metrics
     (committed without `dvc repro`, so its results are stale) and its report against the first."""
     unchanged = run([sys.executable, "-m", "stages.report", "--against", "HEAD"], project).stdout
-    set_params(project, {"train": {"learning_rate": 0.001}})
+    # values relative to the copy's: the shared pipeline's params depend on which tests ran before
+    old_rate = yaml.safe_load((project / "params.yaml").read_text())["train"]["learning_rate"]
+    set_params(project, {"train": {"learning_rate": old_rate * 3}})
     evaluate_path = project / "metrics" / "evaluate.json"
     evaluate = json.loads(evaluate_path.read_text())
     old_ndcg = evaluate["finetuned"]["ndcg@10"]
-    evaluate["finetuned"]["ndcg@10"] = round(evaluate["base"]["ndcg@10"] - 0.25, 6)
+    evaluate["finetuned"]["ndcg@10"] = round(old_ndcg - 0.25, 6)
     evaluate["comparisons"]["finetuned_vs_base"].update(difference=-0.25, ci_low=-0.4, ci_high=-0.1)
-    old_verdict, evaluate["verdict"] = evaluate["verdict"], "regression"
+    old_verdict = evaluate["verdict"]
+    evaluate["verdict"] = "ship" if old_verdict == "regression" else "regression"
     evaluate_path.write_text(json.dumps(evaluate, indent=2, sort_keys=True) + "\n")
     curve = (project / "plots" / "recall_at_k.csv").read_text().splitlines()
     k, base, finetuned, *rest = curve[1].split(",")
@@ -46,7 +49,8 @@ def two_commits(project: Path) -> dict:
     printed = run([sys.executable, "-m", "stages.report", "--against", "HEAD~1", "--label", "#7",
                    "--plots-url", "https://example.invalid/plots", "--output", str(output)], project).stdout
     return {"unchanged": unchanged, "report": output.read_text(), "printed": printed, "old_ndcg": old_ndcg,
-            "new_ndcg": evaluate["finetuned"]["ndcg@10"], "old_verdict": old_verdict}
+            "new_ndcg": evaluate["finetuned"]["ndcg@10"], "old_verdict": old_verdict, "new_verdict": evaluate["verdict"],
+            "old_rate": old_rate}
 
 
 def table_rows(markdown: str) -> list[list[str]]:
@@ -66,18 +70,34 @@ def test_report_shows_metric_and_param_changes_and_the_verdict(two_commits: dict
     assert report.startswith(MARKER + "\n") and "report: wrote" in two_commits["printed"]
     rows = table_rows(report)
     assert ["metrics/evaluate.json", "finetuned.ndcg@10", number(old), number(new), change(old, new)] in rows
-    assert ["metrics/evaluate.json", "verdict", two_commits["old_verdict"], "regression", "—"] in rows
-    assert ["params.yaml", "train.learning_rate", "5e-05", "0.001", change(5e-05, 0.001)] in rows
+    before, after = two_commits["old_verdict"], two_commits["new_verdict"]
+    assert ["metrics/evaluate.json", "verdict", before, after, "—"] in rows
+    rate = two_commits["old_rate"]
+    assert ["params.yaml", "train.learning_rate", number(rate), number(rate * 3), change(rate, rate * 3)] in rows
     assert ["finetuned", number(old), number(new), change(old, new)] in rows  # the headline table
-    assert f"**Verdict: regression** (HEAD~1: {two_commits['old_verdict']})" in report
+    assert f"**Verdict: {after}** (HEAD~1: {before})" in report
     assert "**-0.2500** (95% CI -0.4000 .. -0.1000" in report
-    assert "**Regression**: the fine-tuned model is worse than the base model on ndcg@10" in report
+    assert ("**Regression**: the fine-tuned model is worse" in report) == (after == "regression")
+
+
+def test_verdict_section_warns_of_a_regression_and_a_suspected_leak() -> None:
+    comparison = {"difference": -0.03, "ci_low": -0.05, "ci_high": -0.01, "p_value": 0.002, "wins": 3, "ties": 10, "losses": 20}
+    new = {"verdict": "regression", "suspected_leak": 1, "relative_gain": 0.62, "test_queries": 33,
+           "comparisons": {"finetuned_vs_base": comparison}, "base": {"ndcg@10": 0.5}, "finetuned": {"ndcg@10": 0.47},
+           "leakage": {"exact": 2, "normalised": 3, "near_duplicate": 5}}
+    inputs = ReportInputs("main", "#3", "ndcg@10", None, new, {}, {}, [], {})
+    text = "\n".join(verdict_section(inputs))
+    assert "**Verdict: regression** (main: no verdict)" in text
+    assert "**Regression**: the fine-tuned model is worse than the base model on ndcg@10." in text
+    assert "A 62% relative gain is suspicious" in text
+    assert "Leakage check: 2 test queries verbatim in the training pairs, 3 after normalisation, 5 near-duplicates." in text
+    assert "| finetuned | — | 0.47 | — |" in text
 
 
 def test_report_flags_results_committed_without_repro(two_commits: dict) -> None:
     report = two_commits["report"]
     assert "**Stale results**" in report
-    assert "> - `train`: `params.yaml: train modified`" in report
+    assert "> - `train`: `params.yaml: train" in report  # the section, or the key where dvc.yaml lists keys
     assert "`metrics/evaluate.json modified`" in report
 
 
@@ -249,7 +269,7 @@ def test_workflow_steps_post_one_comment_and_update_it(two_commits: dict, projec
     assert (project / "dvc_plots" / "index.html").is_file()
     report = (project / "report.md").read_text()
     assert report.startswith(MARKER) and "## Embedding fine-tuning: #7 (abcdef0) vs origin/main" in report
-    assert "**Verdict: regression**" in report and "https://example.invalid/artifacts/42" in report
+    assert f"**Verdict: {two_commits['new_verdict']}**" in report and "https://example.invalid/artifacts/42" in report
     assert summary.read_text() == report
     run_workflow_steps(project, summary)  # a second push to the pull request
     comments = json.loads(fake_gh.read_text())["comments"]
