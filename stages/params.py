@@ -477,6 +477,29 @@ class TruncateEvalParams(Section):
         return self.default_dim or max(self.dims)
 
 
+class ExportParams(Section):
+    """Optional exports of the fine-tuned model, each made and checked by its own stage (export@<format>)."""
+
+    formats: list[Literal["onnx"]] = Field(
+        default_factory=list,
+        description="Formats to export to; dvc.yaml makes one stage per entry. [] (the default) exports nothing; "
+        "[onnx] writes models/finetuned-onnx (onnx/model.onnx plus the tokenizer and configuration).",
+    )
+    onnx_opset: int = Field(17, ge=14, le=23, description="ONNX opset of the exported graph; 17 runs on onnxruntime 1.14 and later.")
+    tolerance: float = Field(
+        1e-4, gt=0.0, description="Largest absolute difference allowed between ONNX and PyTorch embeddings (unit vectors)."
+    )
+    check_texts: int = Field(
+        64, ge=1, description="Corpus documents (and as many short prefixes of them) encoded by both models for the check."
+    )
+
+    @model_validator(mode="after")
+    def formats_are_unique(self) -> "ExportParams":
+        if len(set(self.formats)) != len(self.formats):
+            raise ValueError(f"formats lists a format twice: {self.formats}")
+        return self
+
+
 class Params(Section):
     """The whole ``params.yaml``."""
 
@@ -489,6 +512,7 @@ class Params(Section):
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     truncate_eval: TruncateEvalParams = TruncateEvalParams()
+    export: ExportParams = ExportParams()
 
 
 def _known_keys(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:
