@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from stages.data_io import read_corpus
 from stages.errors import run_stage
-from stages.models import load_model
+from stages.models import load_model_with
 from stages.params import load_params
 from stages.paths import BASE_EMBEDDINGS_DIR, CORPUS_FILE
 from stages.retrieval import corpus_embeddings, save_embeddings
@@ -19,7 +19,7 @@ def main() -> None:
     params = load_params()
     base = params.base
     corpus = read_corpus(CORPUS_FILE)
-    model = load_model(base.model, base.device, base.max_seq_length)
+    model = load_model_with(base)
     stored = corpus_embeddings(model, base.model, corpus, base)
     save_embeddings(BASE_EMBEDDINGS_DIR, stored)
     print(f"embed_corpus: {stored.vectors.shape[0]} documents x {stored.vectors.shape[1]} dims -> {BASE_EMBEDDINGS_DIR}")

