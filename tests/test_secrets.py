@@ -1,0 +1,49 @@
+"""An API key given in the environment never lands anywhere: not in params, dvc.lock, logs, metrics, review
+files, the model card, the LLM reply cache or DVC's cache.
+
+The whole pipeline runs with the LLM source on, against a real chat-completions server on 127.0.0.1, and the
+key is a sentinel string that no file could contain by chance. Every byte under the project folder and every
+line `dvc repro` printed is searched for it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from chat_server import ChatServer
+from test_pipeline_e2e import make_template_copy, run
+
+SENTINEL_KEY = "sk-sentinel-7f3a9c1e5b2d4f6a8c0e2b4d6f8a0c1e"
+
+
+def enable_llm(repo: Path, base_url: str) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["synthesize"]["llm"].update({"enabled": True, "base_url": base_url, "model": "test-model",
+                                        "api_key_env": "SENTINEL_LLM_KEY", "max_passages": 6,
+                                        "backoff_initial_seconds": 0.01, "cache": ".cache/llm.sqlite"})
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def files_containing(folder: Path, secret: bytes) -> list[str]:
+    return [str(path.relative_to(folder)) for path in sorted(folder.rglob("*"))
+            if path.is_file() and not path.is_symlink() and secret in path.read_bytes()]
+
+
+def test_the_api_key_appears_in_no_output_log_or_cache(tmp_path: Path, tiny_model_path: Path, monkeypatch) -> None:
+    repo = make_template_copy(tmp_path / "project", tiny_model_path)
+    server = ChatServer()
+    enable_llm(repo, server.url)
+    monkeypatch.setenv("SENTINEL_LLM_KEY", SENTINEL_KEY)
+    try:
+        result = run(["dvc", "repro"], repo)
+    finally:
+        server.close()
+    assert server.requests == 6  # the LLM path really ran, with the key
+    assert (repo / ".cache" / "llm.sqlite").is_file() and (repo / "models" / "finetuned" / "README.md").is_file()
+    secret = SENTINEL_KEY.encode()
+    assert secret not in result.stdout.encode() and secret not in result.stderr.encode()
+    assert files_containing(repo, secret) == []
+    assert os.environ["SENTINEL_LLM_KEY"] == SENTINEL_KEY  # the key was in the stages' environment all along
