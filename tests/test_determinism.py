@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import snapshot_outputs
 from test_pipeline_e2e import make_template_copy, run
 
-RUN_MEASUREMENTS = {"train_seconds", "pairs_per_second", "peak_rss_mb", "wall_seconds", "peak_memory_mb"}
+RUN_MEASUREMENTS = {"train_seconds", "eval_seconds", "pairs_per_second", "peak_rss_mb", "peak_gpu_mb"}
 
 
 def without_run_measurements(metrics: bytes) -> dict:

@@ -26,7 +26,7 @@ from test_pipeline_e2e import make_template_copy, run, set_params
 # stage -> a params change that makes that stage (and those after it) rerun
 HEAVY_STAGES = {
     "embed_corpus": {"base": {"document_prompt": "passage: "}},
-    "synthesize": {"synthesize": {"min_anchor_chars": 4}},
+    "synthesize": {"synthesize": {"review": {"kept": 7}}},
     "mine_negatives": {"mine_negatives": {"range_max": 5}},
     "train": {"train": {"learning_rate": 1e-4}},
     "evaluate": {"evaluate": {"bootstrap_resamples": 300}},
