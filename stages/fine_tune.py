@@ -30,6 +30,7 @@ from stages.train_losses import GUIDED_LOSSES, build_loss, describe_loss
 from stages.train_monitor import DEV_CURVES, DevEvaluator, DevSet, EvaluateAtLastStep, TrainingCurves, dev_evaluator, dev_metrics
 from stages.train_report import card_facts, dev_report, run_report
 from stages.train_setup import choose_precision, out_of_memory_message, training_arguments
+from stages.truncation import count_over_window, truncation_warning
 
 BASE_DEV_FILE = "dev_base.json"
 """The base model's dev metrics, kept with the checkpoints so a resumed run still reports them."""
@@ -72,6 +73,10 @@ def fine_tune(
     choose_precision(settings.precision, device)  # an impossible precision fails before any model is loaded
     guide = load_guide(settings, base, device)
     model = load_model_with(base, max_seq_length=settings.max_seq_length, device=device)
+    passages, truncated = count_truncated_passages(model, training, base.document_prompt)
+    if distributed.is_main_process() and (warning := truncation_warning("distinct training passages", truncated, passages,
+                                                                         settings.max_seq_length, "train.max_seq_length")):
+        print(f"train: {warning}")
     if settings.lora.enabled:
         trainable, total = add_lora(model, settings.lora, settings.gradient_checkpointing)
         print(f"train: LoRA adapters: {trainable:,} trainable parameters of {total:,}")
@@ -125,8 +130,20 @@ def fine_tune(
         eval_seconds=evaluator.seconds - eval_seconds_before if evaluator is not None else 0.0,
         dev=dev_report(dev, state, base_dev) if dev is not None else None,
     )
+    report.update(training_passages=passages, truncated_passages=truncated)
     facts = card_facts(report, training, base, settings, describe_loss(loss), list(getattr(loss, "matryoshka_dims", [])))
     return model, report, facts
+
+
+def count_truncated_passages(model: SentenceTransformer, training: TrainingSet, prompt: str) -> tuple[int, int]:
+    """(distinct passages in the training data, how many of them exceed the model's window with ``prompt``).
+
+    Passages are every text column but the anchor (positives, negatives, scored texts).
+    """
+    passages = sorted({text for dataset in training.datasets.values() for column in dataset.column_names
+                       if column != "anchor" and getattr(dataset.features[column], "dtype", None) == "string"
+                       for text in dataset[column]})
+    return len(passages), count_over_window(model, passages, prompt)
 
 
 def measure_base_dev(evaluator: DevEvaluator, model: SentenceTransformer, checkpoints: Path, resumed_step: int, curves: TrainingCurves) -> dict:
