@@ -67,21 +67,58 @@ def top_rows_stable(scores: np.ndarray, keep: int) -> np.ndarray:
     return part
 
 
-def exact_search(
-    queries: np.ndarray, corpus: np.ndarray, top_k: int, chunk_size: int = 50_000
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top-k, scanning the corpus in chunks so memory is bounded by ``chunk_size``.
+BYTES_PER_SCORE = 16
+"""Working memory of exact search per (query, document) cell of a block: the float32 score, the negated copy
+``argpartition`` sorts, and its int64 index."""
 
-    Ties are broken by corpus position, so results are deterministic.
+
+def search_block_shape(memory_mb: float, n_queries: int, n_docs: int) -> tuple[int, int]:
+    """Queries and corpus rows scored at once so that one block's working memory stays within ``memory_mb``.
+
+    The corpus side is made as wide as the budget allows (fewer top-k merges); at least 64 queries (or all of
+    them, if fewer) are scored together so the matrix product stays efficient.
+
+    Args:
+        memory_mb: the budget for one block, in MiB.
+        n_queries: queries to search for.
+        n_docs: corpus rows.
+
+    Returns:
+        (query rows per block, corpus rows per block), each at least 1.
+    """
+    cells = max(1, int(memory_mb * 2**20) // BYTES_PER_SCORE)
+    queries = max(1, min(n_queries, max(64, cells // max(n_docs, 1))))
+    return queries, max(1, min(n_docs, cells // queries))
+
+
+def exact_search(
+    queries: np.ndarray, corpus: np.ndarray, top_k: int, chunk_size: int = 50_000, query_batch_size: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-k, scanning the corpus in chunks so memory is bounded by the block size.
+
+    Ties are broken by corpus position, so results are deterministic and do not depend on the block size.
+
+    Args:
+        queries: (n_queries, dim) vectors.
+        corpus: (n_docs, dim) vectors; a memory-mapped array is read one chunk at a time.
+        top_k: results per query (clipped to the corpus size).
+        chunk_size: corpus rows scored at once.
+        query_batch_size: queries scored at once; ``None`` scores them all together. Working memory is about
+            ``query_batch_size * chunk_size * BYTES_PER_SCORE`` bytes.
 
     Returns:
         (indices, scores), each of shape (n_queries, min(top_k, n_docs)), best first.
     """
     top_k = min(top_k, corpus.shape[0])
+    batch = query_batch_size or max(queries.shape[0], 1)
+    if queries.shape[0] > batch:
+        parts = [exact_search(queries[start : start + batch], corpus, top_k, chunk_size, batch)
+                 for start in range(0, queries.shape[0], batch)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     best_scores = np.full((queries.shape[0], 0), -np.inf, dtype=np.float32)
     best_indices = np.zeros((queries.shape[0], 0), dtype=np.int64)
     for start in range(0, corpus.shape[0], chunk_size):
-        scores = queries @ corpus[start : start + chunk_size].T
+        scores = queries @ np.asarray(corpus[start : start + chunk_size]).T
         keep = min(top_k, scores.shape[1])
         part = top_rows_stable(scores, keep)
         best_scores = np.concatenate([best_scores, np.take_along_axis(scores, part, axis=1)], axis=1)
@@ -90,6 +127,39 @@ def exact_search(
         best_scores = np.take_along_axis(best_scores, order, axis=1)
         best_indices = np.take_along_axis(best_indices, order, axis=1)
     return best_indices, best_scores
+
+
+def search(
+    queries: np.ndarray,
+    corpus: np.ndarray,
+    top_k: int,
+    backend: str = "exact",
+    memory_mb: float = 1024,
+    faiss_index: str = "Flat",
+    faiss_search_params: str = "",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k inner-product search with the chosen backend.
+
+    Args:
+        queries: (n_queries, dim) vectors.
+        corpus: (n_docs, dim) vectors.
+        top_k: results per query.
+        backend: ``exact`` (chunked numpy, working memory bounded by ``memory_mb``) or ``faiss``.
+        memory_mb: the exact search's working-memory budget per block, in MiB.
+        faiss_index: a FAISS ``index_factory`` description (``Flat`` is exact; ``IVF1024,Flat`` or ``HNSW32``
+            are approximate); only for ``faiss``.
+        faiss_search_params: FAISS search-time parameters such as ``nprobe=16``; only for ``faiss``.
+
+    Returns:
+        (indices, scores) of shape (n_queries, min(top_k, n_docs)), best first, ties by corpus position.
+        An approximate FAISS index may find fewer than ``top_k``: missing places hold index -1.
+    """
+    if backend == "faiss":
+        from stages.faiss_search import faiss_search
+
+        return faiss_search(queries, corpus, top_k, faiss_index, faiss_search_params)
+    query_batch, chunk = search_block_shape(memory_mb, queries.shape[0], corpus.shape[0])
+    return exact_search(queries, corpus, top_k, chunk, query_batch)
 
 
 def to_run(query_ids: list[str], doc_ids: list[str], indices: np.ndarray, scores: np.ndarray) -> Run:
@@ -131,17 +201,19 @@ def save_embeddings(folder: Path, stored: StoredEmbeddings) -> None:
         (temporary / "info.json").write_text(json.dumps(stored.info, indent=2, sort_keys=True), encoding="utf-8")
 
 
-def load_embeddings(folder: Path, corpus: dict[str, Document] | None = None) -> StoredEmbeddings:
+def load_embeddings(folder: Path, corpus: dict[str, Document] | None = None, memory_map: bool = False) -> StoredEmbeddings:
     """Read embeddings written by :func:`save_embeddings`.
 
     Args:
         folder: the folder :func:`save_embeddings` wrote.
         corpus: when given, the stored rows must be exactly these documents in this order; otherwise the
             embeddings are stale (written for another corpus) and a :class:`PipelineError` says so.
+        memory_map: map the vectors read-only from disk instead of reading them into memory (for corpora
+            larger than RAM; :func:`exact_search` reads them a chunk at a time).
     """
     try:
         stored = StoredEmbeddings(
-            vectors=np.load(folder / "vectors.npy", allow_pickle=False),
+            vectors=np.load(folder / "vectors.npy", allow_pickle=False, mmap_mode="r" if memory_map else None),
             doc_ids=json.loads((folder / "doc_ids.json").read_text(encoding="utf-8")),
             info=json.loads((folder / "info.json").read_text(encoding="utf-8")),
         )
