@@ -95,6 +95,7 @@ class CorpusIndex:
     """Corpus rows by document id and by normalised text, for finding positives and their copies."""
 
     def __init__(self, corpus: dict[str, Document]):
+        self.corpus = corpus
         self.ids = list(corpus)
         self.texts = [document.full_text for document in corpus.values()]
         self.row_of = {doc_id: row for row, doc_id in enumerate(self.ids)}

@@ -19,17 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from stages.atomic import atomic_path, write_json_atomic, write_jsonl, write_text_atomic
+from stages.candidates import candidate_windows, positive_vectors, window_end
 from stages.data_io import Document, read_corpus, read_jsonl, read_split, relevant
 from stages.data_io import normalise_text as normalise
 from stages.errors import PipelineError, run_stage
-from stages.hard_negatives import (CorpusIndex, MiningResult, TrainingPair, Window, cross_encoder_judge, drop_counts,
+from stages.hard_negatives import (CorpusIndex, MiningResult, TrainingPair, cross_encoder_judge, drop_counts,
                                    mine_hard_negatives, score_positives)
-from stages.lexical import bm25_search
-from stages.mining_review import review_markdown
+from stages.mining_review import review_markdown, run_description
 from stages.models import load_model
 from stages.params import BaseParams, MineNegativesParams, load_params
 from stages.paths import CORPUS_FILE, PAIRS_DIR, SPLIT_DIR, RoundPaths, parse_round
-from stages.retrieval import StoredEmbeddings, corpus_embeddings, encode, load_embeddings, reciprocal_rank_fusion, search
+from stages.retrieval import StoredEmbeddings, corpus_embeddings, encode, load_embeddings
 
 PAIRS_FILE = PAIRS_DIR / "pairs.jsonl"
 
@@ -62,62 +62,6 @@ def read_labelled(folder: Path, corpus: dict[str, Document]) -> dict[str, set[st
                                 f"'{unknown[0]}', which is not in the corpus ({CORPUS_FILE}); rerun `dvc repro`")
         labelled.setdefault(normalise(queries[query_id]), set()).update(documents)
     return labelled
-
-
-def window_end(settings: MineNegativesParams, corpus_size: int) -> int:
-    """``range_max``, reduced (with a warning) to the corpus size; an empty window is an error."""
-    if settings.range_min >= corpus_size:
-        raise PipelineError(f"params.yaml: mine_negatives.range_min is {settings.range_min}, but the corpus has only "
-                            f"{corpus_size} documents; lower it")
-    if settings.range_max > corpus_size:
-        print(f"mine_negatives: warning: mine_negatives.range_max {settings.range_max} exceeds the corpus "
-              f"({corpus_size} documents); using {corpus_size}")
-        return corpus_size
-    return settings.range_max
-
-
-def ranked_rows(
-    anchors: list[str], anchor_vectors: np.ndarray, corpus_vectors: np.ndarray, doc_texts: list[str],
-    settings: MineNegativesParams, depth: int,
-) -> list[np.ndarray]:
-    """Each anchor's top ``depth`` corpus rows, best first, by the configured retriever."""
-    def dense() -> np.ndarray:
-        return search(anchor_vectors, corpus_vectors, depth, settings.search_backend, settings.search_memory_mb,
-                      settings.faiss_index, settings.faiss_search_params)[0]
-
-    if settings.retriever == "dense":
-        return [row[row >= 0] for row in dense()]
-    lexical = bm25_search(doc_texts, anchors, depth)[0]
-    if settings.retriever == "bm25":
-        return [row[row >= 0] for row in lexical]
-    # Scores of minus the rank make the fusion read each retriever's own order (ties included).
-    runs = [{str(q): {str(int(r)): float(-rank) for rank, r in enumerate(row) if r >= 0} for q, row in enumerate(ranking)}
-            for ranking in (dense(), lexical)]
-    fused = reciprocal_rank_fusion(runs, depth)
-    return [np.array([int(r) for r in fused.get(str(q), {})], dtype=np.int64) for q in range(len(anchors))]
-
-
-def candidate_windows(
-    anchors: list[str], anchor_vectors: np.ndarray, corpus_vectors: np.ndarray, doc_texts: list[str],
-    settings: MineNegativesParams, depth: int,
-) -> dict[str, Window]:
-    """Each anchor's candidates at ranks ``range_min`` .. ``depth`` - 1, with their dense scores."""
-    windows = {}
-    for anchor, vector, ranking in zip(anchors, anchor_vectors, ranked_rows(anchors, anchor_vectors, corpus_vectors,
-                                                                            doc_texts, settings, depth)):
-        rows = ranking[settings.range_min : depth]
-        scores = np.asarray(corpus_vectors[rows], dtype=np.float32) @ vector
-        windows[anchor] = Window(rows, np.arange(settings.range_min, settings.range_min + len(rows)), scores)
-    return windows
-
-
-def positive_vectors(pairs: list[TrainingPair], stored: StoredEmbeddings, encode_documents) -> np.ndarray:
-    """Each pair's positive as a vector: its document's stored vector, or (not a corpus document) encoded."""
-    row_of = {doc_id: row for row, doc_id in enumerate(stored.doc_ids)}
-    outside = sorted({p.positive for p in pairs if p.positive_id not in row_of})
-    encoded = dict(zip(outside, encode_documents(outside))) if outside else {}
-    return np.stack([np.asarray(stored.vectors[row_of[p.positive_id]]) if p.positive_id in row_of else encoded[p.positive]
-                     for p in pairs]) if pairs else np.zeros((0, stored.vectors.shape[1]), np.float32)
 
 
 def output_rows(pairs: list[TrainingPair], result: MiningResult | None, doc_texts: list[str]) -> tuple[list[dict], list[dict]]:
@@ -185,16 +129,17 @@ def miner_embeddings(paths: RoundPaths, name: str, base: BaseParams, model, corp
     return stored
 
 
-def mine(pairs, corpus, labelled, paths: RoundPaths, settings: MineNegativesParams, base: BaseParams):
-    """Load the models, retrieve, filter and choose; returns the result, the corpus index and a description."""
+def mine(
+    pairs: list[TrainingPair], index: CorpusIndex, labelled: dict[str, set[str]], paths: RoundPaths, name: str, depth: int,
+    settings: MineNegativesParams, base: BaseParams,
+) -> MiningResult:
+    """Encode the anchors with the mining model ``name``, retrieve each one's window (ranks up to ``depth``),
+    then filter and choose every pair's negatives, with the cross-encoder when one is configured."""
     started = time.perf_counter()
-    name = miner_name(paths, settings, base)
     miner = load_model(name, base.device, base.max_seq_length)
-    stored = miner_embeddings(paths, name, base, miner, corpus)
-    index = CorpusIndex(corpus)
+    stored = miner_embeddings(paths, name, base, miner, index.corpus)
     anchors = sorted({p.anchor for p in pairs})
     anchor_vectors = encode(miner, anchors, base.query_prompt, base.encode_batch_size)
-    depth = window_end(settings, len(corpus))
     windows = candidate_windows(anchors, anchor_vectors, stored.vectors, index.texts, settings, depth)
     vector_of = dict(zip(anchors, anchor_vectors))
     positives = positive_vectors(pairs, stored, lambda texts: encode(miner, texts, base.document_prompt, base.encode_batch_size))
@@ -212,14 +157,7 @@ def mine(pairs, corpus, labelled, paths: RoundPaths, settings: MineNegativesPara
     if scorer is not None:
         score_positives(result.selections, scorer)
         print(f"mine_negatives: the cross-encoder scored {len(scorer.cache)} (query, document) pairs")
-    def setting(value) -> str:
-        return "off" if value is None or value == "" else f"`{value}`"
-
-    header = [f"Retriever {setting(settings.retriever)}, dense model {setting(name)}, window ranks {settings.range_min + 1}.."
-              f"{depth}, at most {settings.num_negatives} negative(s) per pair, sampling {setting(settings.sampling)}; "
-              f"max_score {setting(settings.max_score)}, relative_margin {setting(settings.relative_margin)}, cross-encoder "
-              f"{setting(settings.cross_encoder)}" + (f" (margin {setting(settings.cross_encoder_margin)})" if settings.cross_encoder else "") + "."]
-    return result, index, header, depth
+    return result
 
 
 def review_path(paths: RoundPaths) -> Path:
@@ -234,11 +172,13 @@ def main(argv: list[str] | None = None) -> None:
     corpus = read_corpus(CORPUS_FILE)
     pairs = read_pairs(PAIRS_FILE, corpus)
     labelled = read_labelled(SPLIT_DIR / "train", corpus)
+    index = CorpusIndex(corpus)
+    result, depth = None, settings.range_max
     if settings.num_negatives > 0:
-        result, index, header, depth = mine(pairs, corpus, labelled, paths, settings, base)
-        review = review_markdown(pairs, result, index, settings, base.seed, header)
+        name, depth = miner_name(paths, settings, base), window_end(settings, len(corpus))
+        result = mine(pairs, index, labelled, paths, name, depth, settings, base)
+        review = review_markdown(pairs, result, index, settings, base.seed, run_description(settings, name, depth))
     else:
-        result, index, depth = None, CorpusIndex(corpus), settings.range_max
         review = "# Hard negatives: review sample\n\nMining is off (mine_negatives.num_negatives: 0): no negatives to review.\n"
     rows, scored = output_rows(pairs, result, index.texts)
     report = mining_report(pairs, result, settings.num_negatives, (settings.range_min, depth))

@@ -75,6 +75,18 @@ def query_section(number_in_sample: int, pair: TrainingPair, selection: Selectio
     return lines + [""]
 
 
+def run_description(settings: MineNegativesParams, model_name: str, depth: int) -> list[str]:
+    """The review file's first lines: retriever, model, window, sampling and filters of this run."""
+    def setting(value) -> str:
+        return "off" if value is None or value == "" else f"`{value}`"
+
+    cross_margin = f" (margin {setting(settings.cross_encoder_margin)})" if settings.cross_encoder else ""
+    return [f"Retriever {setting(settings.retriever)}, dense model {setting(model_name)}, window ranks "
+            f"{settings.range_min + 1}..{depth}, at most {settings.num_negatives} negative(s) per pair, sampling "
+            f"{setting(settings.sampling)}; max_score {setting(settings.max_score)}, relative_margin "
+            f"{setting(settings.relative_margin)}, cross-encoder {setting(settings.cross_encoder)}{cross_margin}."]
+
+
 def review_markdown(
     pairs: list[TrainingPair],
     result: MiningResult,

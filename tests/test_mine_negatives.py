@@ -18,8 +18,10 @@ import yaml
 
 from conftest import TINY_DOCS, TINY_QUERIES
 from stages import mine_negatives
+from stages.candidates import candidate_windows, positive_vectors
 from stages.data_io import Document
 from stages.errors import PipelineError
+from stages.hard_negatives import TrainingPair
 from stages.params import MineNegativesParams, load_params
 from stages.retrieval import StoredEmbeddings
 
@@ -303,22 +305,22 @@ def test_candidate_windows_for_each_retriever() -> None:
     vectors = np.eye(5, dtype=np.float32)
     anchor = np.array([[0.1, 0.2, 0.9, 0.3, 0.0]], dtype=np.float32)
     settings = MineNegativesParams(range_min=1, range_max=4)
-    dense = mine_negatives.candidate_windows(["cherry"], anchor, vectors, texts, settings, 4)["cherry"]
+    dense = candidate_windows(["cherry"], anchor, vectors, texts, settings, 4)["cherry"]
     assert dense.rows.tolist() == [3, 1, 0] and dense.ranks.tolist() == [1, 2, 3]
     np.testing.assert_allclose(dense.scores, [0.3, 0.2, 0.1])
-    lexical = mine_negatives.candidate_windows(["cherry"], anchor, vectors, texts, settings.model_copy(update={"retriever": "bm25"}), 4)
+    lexical = candidate_windows(["cherry"], anchor, vectors, texts, settings.model_copy(update={"retriever": "bm25"}), 4)
     assert lexical["cherry"].rows.tolist() == [2]  # only rows 1 and 2 say cherry, tied: row 1 ranks first
     np.testing.assert_allclose(lexical["cherry"].scores, [0.9])  # the window's scores are dense scores
-    fused = mine_negatives.candidate_windows(["cherry"], anchor, vectors, texts, settings.model_copy(update={"retriever": "hybrid"}), 4)
+    fused = candidate_windows(["cherry"], anchor, vectors, texts, settings.model_copy(update={"retriever": "hybrid"}), 4)
     # Dense ranks 2, 3, 1, 0; BM25 ranks 1, 2. Fused: 2 (1/61 + 1/62), 1 (1/63 + 1/61), 3 (1/62), 0 (1/64).
     assert fused["cherry"].rows.tolist() == [1, 3, 0]
 
 
 def test_positive_vectors_reuse_stored_documents_and_encode_the_rest() -> None:
     stored = StoredEmbeddings(np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32), ["a", "b"], {})
-    pairs = [mine_negatives.TrainingPair("q", "text of b", "b", "title"), mine_negatives.TrainingPair("g", "outside", "", "general")]
+    pairs = [TrainingPair("q", "text of b", "b", "title"), TrainingPair("g", "outside", "", "general")]
     encoded = []
-    vectors = mine_negatives.positive_vectors(pairs, stored, lambda texts: encoded.extend(texts) or np.array([[0.6, 0.8]]))
+    vectors = positive_vectors(pairs, stored, lambda texts: encoded.extend(texts) or np.array([[0.6, 0.8]]))
     assert encoded == ["outside"]
     np.testing.assert_allclose(vectors, [[0.0, 1.0], [0.6, 0.8]])
 

@@ -1,0 +1,172 @@
+"""Hard-negative mining at growing corpus sizes: encode, search and select, each size in a fresh process.
+
+Synthetic documents are drawn, seeded, from the sentences of a BEIR corpus (as bench/scale.py does); each
+query is one sentence of a sampled document, whose positive is that document. The template's path is timed
+phase by phase: corpus encoding (`retrieval.encode`), exact search (`retrieval.search`, memory bounded by
+`search_memory_mb`; its working memory is traced with tracemalloc), the FAISS Flat backend, and the selection
+(`hard_negatives.mine_hard_negatives` with the default filters). The plain sentence-transformers recipe
+(`util.mine_hard_negatives`, which encodes the corpus itself) runs on the same data in the same process for
+the ratio. Growth is fitted on log-log scale (slope 1 = linear) and extrapolated linearly to 1M documents.
+
+Usage (on a shared machine, under nice):
+    nice python bench/mine_scale.py --sizes 10000 30000 100000 --queries 2000 --plain-up-to 30000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import random
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from scale import sentences_from, synthetic_texts  # noqa: E402 - the same synthetic documents as bench/scale.py
+
+RANGE_MIN, RANGE_MAX, NUM_NEGATIVES, RELATIVE_MARGIN = 10, 50, 1, 0.05
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def synthetic_pairs(docs: list[str], count: int, seed: int) -> list[tuple[str, int]]:
+    """(query, positive row): one sentence of each of ``count`` sampled documents."""
+    rng = random.Random(seed)
+    rows = rng.sample(range(len(docs)), min(count, len(docs)))
+    return [(rng.choice([s for s in docs[row].split(". ") if s] or [docs[row]]), row) for row in sorted(rows)]
+
+
+def measure_one(size: int, n_queries: int, corpus_path: Path, max_seq_length: int, memory_mb: float, plain: bool) -> dict:
+    """Mine one synthetic corpus of ``size`` documents with the template's path (and the plain recipe when asked)."""
+    import numpy as np
+    import torch
+
+    from stages.data_io import Document
+    from stages.hard_negatives import CorpusIndex, TrainingPair, mine_hard_negatives
+    from stages.mine_negatives import candidate_windows
+    from stages.models import load_model
+    from stages.params import MineNegativesParams
+    from stages.retrieval import encode, search, search_block_shape
+
+    sentences = sentences_from(corpus_path)
+    docs = synthetic_texts(sentences, size, 2, seed=size)
+    pairs = synthetic_pairs(docs, n_queries, seed=size + 1)
+    model = load_model("sentence-transformers/all-MiniLM-L6-v2", "cpu", max_seq_length)
+    result: dict = {"documents": size, "queries": len(pairs), "max_seq_length": max_seq_length,
+                    "torch_threads": torch.get_num_threads(), "search_memory_mb": memory_mb,
+                    "rss_after_model_load_mb": peak_rss_mb()}
+
+    encode(model, docs[:128], batch_size=64, progress=False)  # warm-up, so the first timed call is not penalised
+    started = time.perf_counter()
+    doc_vectors = encode(model, docs, batch_size=64, progress=False)
+    result["encode_s"] = round(time.perf_counter() - started, 1)
+    result["encode_docs_per_s"] = round(size / result["encode_s"], 1)
+    anchors = sorted({query for query, _ in pairs})
+    started = time.perf_counter()
+    anchor_vectors = encode(model, anchors, batch_size=64, progress=False)
+    result["encode_queries_s"] = round(time.perf_counter() - started, 2)
+    result["embeddings_mb"] = round(doc_vectors.nbytes / 2**20, 1)
+    result["rss_after_encode_mb"] = peak_rss_mb()
+
+    started = time.perf_counter()
+    exact_indices, _ = search(anchor_vectors, doc_vectors, RANGE_MAX, "exact", memory_mb)
+    result["search_s"] = round(time.perf_counter() - started, 3)
+    result["search_queries_per_s"] = round(len(anchors) / result["search_s"], 1)
+    result["search_block"] = list(search_block_shape(memory_mb, len(anchors), size))
+    tracemalloc.start()
+    search(anchor_vectors, doc_vectors, RANGE_MAX, "exact", memory_mb)
+    result["search_traced_peak_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
+    tracemalloc.stop()
+    started = time.perf_counter()
+    faiss_indices, _ = search(anchor_vectors, doc_vectors, RANGE_MAX, "faiss")
+    result["faiss_flat_search_s"] = round(time.perf_counter() - started, 3)
+    result["faiss_flat_agreement"] = round(float(np.mean(faiss_indices == exact_indices)), 4)
+
+    started = time.perf_counter()
+    settings = MineNegativesParams(range_min=RANGE_MIN, range_max=RANGE_MAX, num_negatives=NUM_NEGATIVES,
+                                   relative_margin=RELATIVE_MARGIN, search_memory_mb=memory_mb)
+    windows = candidate_windows(anchors, anchor_vectors, doc_vectors, docs, settings, RANGE_MAX)
+    corpus = {f"d{i}": Document(f"d{i}", "", text) for i, text in enumerate(docs)}
+    training_pairs = [TrainingPair(query, docs[row], f"d{row}", "bench") for query, row in pairs]
+    vector_of = dict(zip(anchors, anchor_vectors))
+    positive_scores = [float(vector_of[query] @ doc_vectors[row]) for query, row in pairs]
+    mined = mine_hard_negatives(training_pairs, windows, positive_scores, CorpusIndex(corpus), {}, NUM_NEGATIVES, "top",
+                                None, RELATIVE_MARGIN, seed=42)
+    result["select_s"] = round(time.perf_counter() - started, 2)
+    result["pairs_with_negative"] = sum(bool(s.chosen) for s in mined.selections)
+    result["template_mine_s"] = round(result["encode_s"] + result["encode_queries_s"] + result["select_s"], 1)
+    result["peak_rss_mb"] = peak_rss_mb()
+
+    if plain:
+        from datasets import Dataset
+        from sentence_transformers.util import mine_hard_negatives as plain_mine
+
+        dataset = Dataset.from_dict({"anchor": [q for q, _ in pairs], "positive": [docs[row] for _, row in pairs]})
+        started = time.perf_counter()
+        plain_result = plain_mine(dataset, model, corpus=docs, range_min=RANGE_MIN, range_max=RANGE_MAX,
+                                  relative_margin=RELATIVE_MARGIN, num_negatives=NUM_NEGATIVES, sampling_strategy="top",
+                                  batch_size=64, output_format="n-tuple", verbose=False)
+        result["plain_mine_s"] = round(time.perf_counter() - started, 1)
+        result["mine_time_ratio_to_plain"] = round(result["template_mine_s"] / result["plain_mine_s"], 3)
+        # Not the same negatives: sentence-transformers skips range_min candidates *after* its filters, the
+        # template skips the retriever's first range_min ranks; the counts show both keep most pairs.
+        result["plain_rows_with_negative"] = len(plain_result)
+    return result
+
+
+def growth(rows: list[dict], key: str) -> dict:
+    """Log-log slope of ``key`` against corpus size (1 = linear), and its linear extrapolation to 1M documents."""
+    points = [(r["documents"], r[key]) for r in rows if r.get(key)]
+    if len(points) < 2:
+        return {}
+    (n0, v0), (n1, v1) = points[0], points[-1]
+    slope = math.log(v1 / v0) / math.log(n1 / n0) if v0 > 0 and v1 > 0 else 0.0
+    per_document = (v1 - v0) / (n1 - n0)
+    return {"loglog_slope": round(slope, 3), "at_1m": round(v1 + per_document * (1_000_000 - n1), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
+    parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "bench" / "scifact" / "corpus.jsonl")
+    parser.add_argument("--max-seq-length", type=int, default=64)
+    parser.add_argument("--search-memory-mb", type=float, default=256)
+    parser.add_argument("--plain-up-to", type=int, default=30_000, help="also run sentence-transformers' miner up to this size")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure_one(args.one, args.queries, args.corpus, args.max_seq_length, args.search_memory_mb,
+                                     args.one <= args.plain_up_to)))
+        return
+    rows = []
+    for size in args.sizes:
+        command = [sys.executable, __file__, "--one", str(size), "--queries", str(args.queries), "--corpus", str(args.corpus),
+                   "--max-seq-length", str(args.max_seq_length), "--search-memory-mb", str(args.search_memory_mb),
+                   "--plain-up-to", str(args.plain_up_to)]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(output.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    from run_pipeline import machine
+
+    summary = {key: growth(rows, key) for key in ("encode_s", "search_s", "faiss_flat_search_s", "select_s", "peak_rss_mb",
+                                                  "search_traced_peak_mb", "embeddings_mb")}
+    out = ROOT / "bench" / "results" / "mine_scale.json"
+    out.write_text(json.dumps({"machine": machine(), "date": datetime.date.today().isoformat(),
+                               "command": "python bench/mine_scale.py " + " ".join(sys.argv[1:]),
+                               "rows": rows, "growth": summary}, indent=2) + "\n")
+    print(f"-> {out}")
+
+
+if __name__ == "__main__":
+    main()
