@@ -3,7 +3,7 @@ the dense scores the false-negative filters compare, and the dense vectors of th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -27,7 +27,7 @@ def window_end(settings: MineNegativesParams, corpus_size: int) -> int:
 
 
 def ranked_rows(
-    anchors: list[str], anchor_vectors: np.ndarray, corpus_vectors: np.ndarray, doc_texts: list[str],
+    anchors: list[str], anchor_vectors: np.ndarray, corpus_vectors: np.ndarray, doc_texts: Sequence[str],
     settings: MineNegativesParams, depth: int,
 ) -> list[np.ndarray]:
     """Each anchor's top ``depth`` corpus rows, best first, by the configured retriever."""
@@ -48,7 +48,7 @@ def ranked_rows(
 
 
 def candidate_windows(
-    anchors: list[str], anchor_vectors: np.ndarray, corpus_vectors: np.ndarray, doc_texts: list[str],
+    anchors: list[str], anchor_vectors: np.ndarray, corpus_vectors: np.ndarray, doc_texts: Sequence[str],
     settings: MineNegativesParams, depth: int,
 ) -> dict[str, Window]:
     """Each anchor's candidates at ranks ``range_min`` .. ``depth`` - 1, with their dense scores."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,19 +91,39 @@ Judge = Callable[[list[tuple[Selection, int]]], None]
 """Rescores a batch of (selection, candidate position); sets the reason of those it rejects."""
 
 
+class DocumentTexts(Sequence[str]):
+    """Each document's title + text, built when asked for, so a large corpus is not held twice in memory."""
+
+    def __init__(self, documents: list[Document]):
+        self._documents = documents
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+    def __getitem__(self, row):
+        if isinstance(row, slice):
+            return [document.full_text for document in self._documents[row]]
+        return self._documents[row].full_text
+
+
+def text_key(text: str) -> bytes:
+    """A 16-byte digest of the normalised text: equal for copies, and far smaller than the text as a dict key."""
+    return hashlib.blake2b(normalise_text(text).encode("utf-8"), digest_size=16).digest()
+
+
 class CorpusIndex:
     """Corpus rows by document id and by normalised text, for finding positives and their copies."""
 
     def __init__(self, corpus: dict[str, Document]):
         self.corpus = corpus
         self.ids = list(corpus)
-        self.texts = [document.full_text for document in corpus.values()]
-        self.row_of = {doc_id: row for row, doc_id in enumerate(self.ids)}
-        self.rows_by_text: dict[str, list[int]] = defaultdict(list)
-        for row, document in enumerate(corpus.values()):
-            for text in {normalise_text(document.full_text), normalise_text(document.text)}:
-                self.rows_by_text[text].append(row)
         self._documents = list(corpus.values())
+        self.texts = DocumentTexts(self._documents)
+        self.row_of = {doc_id: row for row, doc_id in enumerate(self.ids)}
+        self.rows_by_text: dict[bytes, list[int]] = defaultdict(list)
+        for row, document in enumerate(self._documents):
+            for key in {text_key(document.full_text), text_key(document.text)}:
+                self.rows_by_text[key].append(row)
 
     def rows_of(self, doc_ids: Iterable[str]) -> set[int]:
         """Rows of the given ids (ids not in the corpus, such as '', are skipped)."""
@@ -111,10 +131,10 @@ class CorpusIndex:
 
     def copies_of(self, texts: Iterable[str], rows: Iterable[int] = ()) -> set[int]:
         """Rows whose title + text, or text alone, equals one of ``texts`` or the text of one of ``rows``."""
-        wanted = {normalise_text(text) for text in texts}
+        wanted = {text_key(text) for text in texts}
         for row in rows:
-            wanted |= {normalise_text(self._documents[row].full_text), normalise_text(self._documents[row].text)}
-        return {row for text in wanted for row in self.rows_by_text.get(text, ())}
+            wanted |= {text_key(self._documents[row].full_text), text_key(self._documents[row].text)}
+        return {row for key in wanted for row in self.rows_by_text.get(key, ())}
 
 
 def relative_bound(positive_score: float, margin: float) -> float:

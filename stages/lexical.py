@@ -3,13 +3,15 @@ hard negatives that share the query's words."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import bm25s
 import numpy as np
 
 from stages.retrieval import Run
 
 
-def bm25_search(doc_texts: list[str], query_texts: list[str], top_k: int) -> tuple[np.ndarray, np.ndarray]:
+def bm25_search(doc_texts: Sequence[str], query_texts: list[str], top_k: int) -> tuple[np.ndarray, np.ndarray]:
     """Rank the corpus for each query with BM25 (English stop words removed, default k1/b).
 
     Returns:
@@ -20,7 +22,7 @@ def bm25_search(doc_texts: list[str], query_texts: list[str], top_k: int) -> tup
     if not query_texts or top_k == 0:
         return np.zeros((len(query_texts), top_k), dtype=np.int64), np.zeros((len(query_texts), top_k), dtype=np.float32)
     retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(doc_texts, stopwords="en", show_progress=False), show_progress=False)
+    retriever.index(bm25s.tokenize(list(doc_texts), stopwords="en", show_progress=False), show_progress=False)
     tokens = bm25s.tokenize(query_texts, stopwords="en", show_progress=False)
     indices, scores = retriever.retrieve(tokens, k=top_k, show_progress=False, n_threads=1)
     indices = np.where(scores > 0, indices, -1).astype(np.int64)

@@ -67,9 +67,9 @@ def top_rows_stable(scores: np.ndarray, keep: int) -> np.ndarray:
     return part
 
 
-BYTES_PER_SCORE = 16
-"""Working memory of exact search per (query, document) cell of a block: the float32 score, the negated copy
-``argpartition`` sorts, and its int64 index."""
+BYTES_PER_SCORE = 17
+"""Working memory of exact search per (query, document) cell of a block: the float32 score (4 bytes), the
+negated copy ``argpartition`` sorts (4), its int64 index (8) and the tie mask (1)."""
 
 
 def search_block_shape(memory_mb: float, n_queries: int, n_docs: int) -> tuple[int, int]:
