@@ -217,6 +217,7 @@ class FalseNegativeAudit:
     window_others_dropped: int = 0
 
     def count(self, stage: str, selection: Selection, relevant: set[int]) -> None:
+        """Add one selection's chosen negatives, and how many of them are labelled relevant, to ``stage``."""
         self.negatives[stage] += len(selection.chosen)
         self.labelled_relevant[stage] += sum(row in relevant for row in selection.chosen_rows)
 
@@ -232,6 +233,7 @@ class FalseNegativeAudit:
         self.window_others_dropped += int((others & dropped).sum())
 
     def report(self) -> dict:
+        """The ``false_negatives`` block of metrics/mine.json: counts and rates (0.0 where nothing was counted)."""
         def rate(part: int, whole: int) -> float:
             return round(part / whole, 6) if whole else 0.0
 
