@@ -35,6 +35,17 @@ from scale import sentences_from, synthetic_texts  # noqa: E402 - the same synth
 RANGE_MIN, RANGE_MAX, NUM_NEGATIVES, RELATIVE_MARGIN = 10, 50, 1, 0.05
 
 
+def timed(work):
+    """Run ``work()``; return its result, the wall seconds and the CPU seconds of this process (all threads).
+
+    On a machine shared with other jobs the wall time swings with their load; the CPU time of this process
+    does much less, so ratios are taken on it.
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = work()
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
 def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
@@ -67,44 +78,42 @@ def measure_one(size: int, n_queries: int, corpus_path: Path, max_seq_length: in
                     "rss_after_model_load_mb": peak_rss_mb()}
 
     encode(model, docs[:128], batch_size=64, progress=False)  # warm-up, so the first timed call is not penalised
-    started = time.perf_counter()
-    doc_vectors = encode(model, docs, batch_size=64, progress=False)
-    result["encode_s"] = round(time.perf_counter() - started, 1)
-    result["encode_docs_per_s"] = round(size / result["encode_s"], 1)
+    doc_vectors, wall, cpu = timed(lambda: encode(model, docs, batch_size=64, progress=False))
+    result.update(encode_s=round(wall, 1), encode_cpu_s=round(cpu, 1), encode_docs_per_s=round(size / wall, 1),
+                  encode_docs_per_cpu_s=round(size / cpu, 1))
     anchors = sorted({query for query, _ in pairs})
-    started = time.perf_counter()
-    anchor_vectors = encode(model, anchors, batch_size=64, progress=False)
-    result["encode_queries_s"] = round(time.perf_counter() - started, 2)
+    anchor_vectors, wall, cpu = timed(lambda: encode(model, anchors, batch_size=64, progress=False))
+    result.update(encode_queries_s=round(wall, 2), encode_queries_cpu_s=round(cpu, 2))
     result["embeddings_mb"] = round(doc_vectors.nbytes / 2**20, 1)
     result["rss_after_encode_mb"] = peak_rss_mb()
 
-    started = time.perf_counter()
-    exact_indices, _ = search(anchor_vectors, doc_vectors, RANGE_MAX, "exact", memory_mb)
-    result["search_s"] = round(time.perf_counter() - started, 3)
-    result["search_queries_per_s"] = round(len(anchors) / result["search_s"], 1)
+    (exact_indices, _), wall, cpu = timed(lambda: search(anchor_vectors, doc_vectors, RANGE_MAX, "exact", memory_mb))
+    result.update(search_s=round(wall, 3), search_cpu_s=round(cpu, 3), search_queries_per_s=round(len(anchors) / wall, 1))
     result["search_block"] = list(search_block_shape(memory_mb, len(anchors), size))
     tracemalloc.start()
     search(anchor_vectors, doc_vectors, RANGE_MAX, "exact", memory_mb)
     result["search_traced_peak_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
     tracemalloc.stop()
-    started = time.perf_counter()
-    faiss_indices, _ = search(anchor_vectors, doc_vectors, RANGE_MAX, "faiss")
-    result["faiss_flat_search_s"] = round(time.perf_counter() - started, 3)
+    (faiss_indices, _), wall, _ = timed(lambda: search(anchor_vectors, doc_vectors, RANGE_MAX, "faiss"))
+    result["faiss_flat_search_s"] = round(wall, 3)
     result["faiss_flat_agreement"] = round(float(np.mean(faiss_indices == exact_indices)), 4)
 
-    started = time.perf_counter()
-    settings = MineNegativesParams(range_min=RANGE_MIN, range_max=RANGE_MAX, num_negatives=NUM_NEGATIVES,
-                                   relative_margin=RELATIVE_MARGIN, search_memory_mb=memory_mb)
-    windows = candidate_windows(anchors, anchor_vectors, doc_vectors, docs, settings, RANGE_MAX)
-    corpus = {f"d{i}": Document(f"d{i}", "", text) for i, text in enumerate(docs)}
-    training_pairs = [TrainingPair(query, docs[row], f"d{row}", "bench") for query, row in pairs]
-    vector_of = dict(zip(anchors, anchor_vectors))
-    positive_scores = [float(vector_of[query] @ doc_vectors[row]) for query, row in pairs]
-    mined = mine_hard_negatives(training_pairs, windows, positive_scores, CorpusIndex(corpus), {}, NUM_NEGATIVES, "top",
-                                None, RELATIVE_MARGIN, seed=42)
-    result["select_s"] = round(time.perf_counter() - started, 2)
+    def select():
+        settings = MineNegativesParams(range_min=RANGE_MIN, range_max=RANGE_MAX, num_negatives=NUM_NEGATIVES,
+                                       relative_margin=RELATIVE_MARGIN, search_memory_mb=memory_mb)
+        windows = candidate_windows(anchors, anchor_vectors, doc_vectors, docs, settings, RANGE_MAX)
+        corpus = {f"d{i}": Document(f"d{i}", "", text) for i, text in enumerate(docs)}
+        training_pairs = [TrainingPair(query, docs[row], f"d{row}", "bench") for query, row in pairs]
+        vector_of = dict(zip(anchors, anchor_vectors))
+        positive_scores = [float(vector_of[query] @ doc_vectors[row]) for query, row in pairs]
+        return mine_hard_negatives(training_pairs, windows, positive_scores, CorpusIndex(corpus), {}, NUM_NEGATIVES, "top",
+                                   None, RELATIVE_MARGIN, seed=42)
+
+    mined, wall, cpu = timed(select)
+    result.update(select_s=round(wall, 2), select_cpu_s=round(cpu, 2))
     result["pairs_with_negative"] = sum(bool(s.chosen) for s in mined.selections)
     result["template_mine_s"] = round(result["encode_s"] + result["encode_queries_s"] + result["select_s"], 1)
+    result["template_mine_cpu_s"] = round(result["encode_cpu_s"] + result["encode_queries_cpu_s"] + result["select_cpu_s"], 1)
     result["peak_rss_mb"] = peak_rss_mb()
 
     if plain:
@@ -112,12 +121,12 @@ def measure_one(size: int, n_queries: int, corpus_path: Path, max_seq_length: in
         from sentence_transformers.util import mine_hard_negatives as plain_mine
 
         dataset = Dataset.from_dict({"anchor": [q for q, _ in pairs], "positive": [docs[row] for _, row in pairs]})
-        started = time.perf_counter()
-        plain_result = plain_mine(dataset, model, corpus=docs, range_min=RANGE_MIN, range_max=RANGE_MAX,
-                                  relative_margin=RELATIVE_MARGIN, num_negatives=NUM_NEGATIVES, sampling_strategy="top",
-                                  batch_size=64, output_format="n-tuple", verbose=False)
-        result["plain_mine_s"] = round(time.perf_counter() - started, 1)
-        result["mine_time_ratio_to_plain"] = round(result["template_mine_s"] / result["plain_mine_s"], 3)
+        plain_result, wall, cpu = timed(lambda: plain_mine(
+            dataset, model, corpus=docs, range_min=RANGE_MIN, range_max=RANGE_MAX, relative_margin=RELATIVE_MARGIN,
+            num_negatives=NUM_NEGATIVES, sampling_strategy="top", batch_size=64, output_format="n-tuple", verbose=False))
+        result.update(plain_mine_s=round(wall, 1), plain_mine_cpu_s=round(cpu, 1),
+                      mine_time_ratio_to_plain=round(result["template_mine_s"] / wall, 3),
+                      mine_cpu_ratio_to_plain=round(result["template_mine_cpu_s"] / cpu, 3))
         # Not the same negatives: sentence-transformers skips range_min candidates *after* its filters, the
         # template skips the retriever's first range_min ranks; the counts show both keep most pairs.
         result["plain_rows_with_negative"] = len(plain_result)
@@ -149,7 +158,10 @@ def main() -> None:
         print(json.dumps(measure_one(args.one, args.queries, args.corpus, args.max_seq_length, args.search_memory_mb,
                                      args.one <= args.plain_up_to)))
         return
+    from run_pipeline import machine
+
     rows = []
+    out = ROOT / "bench" / "results" / "mine_scale.json"
     for size in args.sizes:
         command = [sys.executable, __file__, "--one", str(size), "--queries", str(args.queries), "--corpus", str(args.corpus),
                    "--max-seq-length", str(args.max_seq_length), "--search-memory-mb", str(args.search_memory_mb),
@@ -157,14 +169,13 @@ def main() -> None:
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(output.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
-    from run_pipeline import machine
-
-    summary = {key: growth(rows, key) for key in ("encode_s", "search_s", "faiss_flat_search_s", "select_s", "peak_rss_mb",
-                                                  "search_traced_peak_mb", "embeddings_mb")}
-    out = ROOT / "bench" / "results" / "mine_scale.json"
-    out.write_text(json.dumps({"machine": machine(), "date": datetime.date.today().isoformat(),
-                               "command": "python bench/mine_scale.py " + " ".join(sys.argv[1:]),
-                               "rows": rows, "growth": summary}, indent=2) + "\n")
+        # Written after every size, so a long run that is cut short keeps what it measured.
+        summary = {key: growth(rows, key) for key in ("encode_s", "encode_cpu_s", "search_s", "search_cpu_s",
+                                                      "faiss_flat_search_s", "select_s", "peak_rss_mb",
+                                                      "search_traced_peak_mb", "embeddings_mb")}
+        out.write_text(json.dumps({"machine": machine(), "date": datetime.date.today().isoformat(),
+                                   "command": "python bench/mine_scale.py " + " ".join(sys.argv[1:]),
+                                   "rows": rows, "growth": summary}, indent=2) + "\n")
     print(f"-> {out}")
 
 
