@@ -8,8 +8,15 @@ phase by phase: corpus encoding (`retrieval.encode`), exact search (`retrieval.s
 (`util.mine_hard_negatives`, which encodes the corpus itself) runs on the same data in the same process for
 the ratio. Growth is fitted on log-log scale (slope 1 = linear) and extrapolated linearly to 1M documents.
 
+Encoding is the same `model.encode` call on both paths, so it dominates both and its ratio only shows the
+machine's load. `--machinery-sizes` therefore also compares what mining adds on top of the embeddings, on
+identical synthetic unit vectors (no encoding at all): the template's search and selection against
+`util.mine_hard_negatives` reading the same vectors from its embedding cache (`cache_folder`), each size and
+path in its own process, with wall time and the peak memory above the process's baseline.
+
 Usage (on a shared machine, under nice):
-    nice python bench/mine_scale.py --sizes 10000 30000 100000 --queries 2000 --plain-up-to 30000
+    nice python bench/mine_scale.py --sizes 10000 30000 100000 --queries 2000 --plain-up-to 10000 \
+        --machinery-sizes 10000 30000 100000 300000
 """
 
 from __future__ import annotations
@@ -133,6 +140,70 @@ def measure_one(size: int, n_queries: int, corpus_path: Path, max_seq_length: in
     return result
 
 
+def machinery_one(size: int, n_queries: int, path: str, memory_mb: float) -> dict:
+    """Search and select negatives for ``n_queries`` synthetic queries over ``size`` synthetic unit vectors.
+
+    Args:
+        size: corpus rows.
+        n_queries: queries, each a noisy copy of a sampled document (its positive).
+        path: ``template`` (retrieval.search + hard_negatives) or ``plain`` (sentence-transformers' miner,
+            fed the same vectors through its embedding cache).
+        memory_mb: the template's search_memory_mb.
+    """
+    import hashlib
+    import tempfile
+
+    import numpy as np
+
+    from stages.data_io import Document
+    from stages.hard_negatives import CorpusIndex, TrainingPair, mine_hard_negatives
+    from stages.mine_negatives import candidate_windows
+    from stages.models import load_model
+    from stages.params import MineNegativesParams
+    from stages.retrieval import normalise_rows
+
+    model = load_model("sentence-transformers/all-MiniLM-L6-v2", "cpu", 64)  # both paths hold it: the same baseline
+    rng = np.random.default_rng(size)
+    doc_vectors = normalise_rows(rng.standard_normal((size, model.get_embedding_dimension()), dtype=np.float32))
+    docs = [f"document {i}" for i in range(size)]
+    rows = sorted(rng.choice(size, size=min(n_queries, size), replace=False).tolist())
+    anchors = [f"query {i}" for i in range(len(rows))]
+    anchor_vectors = normalise_rows(doc_vectors[rows] + 0.08 * rng.standard_normal((len(rows), doc_vectors.shape[1]), dtype=np.float32))
+    baseline = peak_rss_mb()
+    result = {"documents": size, "queries": len(rows), "path": path, "baseline_rss_mb": baseline}
+    if path == "template":
+        def run():
+            settings = MineNegativesParams(range_min=RANGE_MIN, range_max=RANGE_MAX, num_negatives=NUM_NEGATIVES,
+                                           relative_margin=RELATIVE_MARGIN, search_memory_mb=memory_mb)
+            windows = candidate_windows(anchors, anchor_vectors, doc_vectors, docs, settings, RANGE_MAX)
+            pairs = [TrainingPair(anchor, docs[row], f"d{row}", "bench") for anchor, row in zip(anchors, rows)]
+            positive_scores = [float(v @ doc_vectors[row]) for v, row in zip(anchor_vectors, rows)]
+            corpus = {f"d{i}": Document(f"d{i}", "", text) for i, text in enumerate(docs)}
+            mined = mine_hard_negatives(pairs, windows, positive_scores, CorpusIndex(corpus), {}, NUM_NEGATIVES, "top",
+                                        None, RELATIVE_MARGIN, seed=42)
+            return sum(bool(s.chosen) for s in mined.selections)
+    else:
+        from datasets import Dataset
+        from sentence_transformers.util import mine_hard_negatives as plain_mine
+
+        cache = Path(tempfile.mkdtemp())
+        name = model.model_card_data.base_model or ""
+        for kind, texts, vectors in (("query", anchors, anchor_vectors), ("corpus", docs, doc_vectors)):
+            digest = hashlib.sha256(repr((name, None, None, texts)).encode()).hexdigest()  # the miner's cache key
+            np.save(cache / f"{kind}_embeddings_{digest}.npy", vectors)
+        dataset = Dataset.from_dict({"anchor": anchors, "positive": [docs[row] for row in rows]})
+
+        def run():
+            return len(plain_mine(dataset, model, corpus=docs, range_min=RANGE_MIN, range_max=RANGE_MAX,
+                                  relative_margin=RELATIVE_MARGIN, num_negatives=NUM_NEGATIVES, sampling_strategy="top",
+                                  batch_size=64, output_format="n-tuple", cache_folder=str(cache), verbose=False))
+
+    with_negative, wall, cpu = timed(run)
+    result.update(seconds=round(wall, 2), cpu_seconds=round(cpu, 2), pairs_with_negative=with_negative,
+                  peak_rss_mb=peak_rss_mb(), peak_above_baseline_mb=round(peak_rss_mb() - baseline, 1))
+    return result
+
+
 def growth(rows: list[dict], key: str) -> dict:
     """Log-log slope of ``key`` against corpus size (1 = linear), and its linear extrapolation to 1M documents."""
     points = [(r["documents"], r[key]) for r in rows if r.get(key)]
@@ -146,36 +217,71 @@ def growth(rows: list[dict], key: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 30_000, 100_000],
+                        help="corpus sizes to encode, search and select; give none to keep the stored rows")
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "bench" / "scifact" / "corpus.jsonl")
     parser.add_argument("--max-seq-length", type=int, default=64)
     parser.add_argument("--search-memory-mb", type=float, default=256)
     parser.add_argument("--plain-up-to", type=int, default=30_000, help="also run sentence-transformers' miner up to this size")
+    parser.add_argument("--machinery-sizes", type=int, nargs="*", default=[],
+                        help="also compare search + selection alone, on synthetic vectors, at these sizes")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--machinery-one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--path", choices=["template", "plain"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.machinery_one:
+        print(json.dumps(machinery_one(args.machinery_one, args.queries, args.path, args.search_memory_mb)))
+        return
     if args.one:
         print(json.dumps(measure_one(args.one, args.queries, args.corpus, args.max_seq_length, args.search_memory_mb,
                                      args.one <= args.plain_up_to)))
         return
     from run_pipeline import machine
 
-    rows = []
     out = ROOT / "bench" / "results" / "mine_scale.json"
-    for size in args.sizes:
-        command = [sys.executable, __file__, "--one", str(size), "--queries", str(args.queries), "--corpus", str(args.corpus),
-                   "--max-seq-length", str(args.max_seq_length), "--search-memory-mb", str(args.search_memory_mb),
-                   "--plain-up-to", str(args.plain_up_to)]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        rows.append(json.loads(output.strip().splitlines()[-1]))
-        print(json.dumps(rows[-1]), flush=True)
-        # Written after every size, so a long run that is cut short keeps what it measured.
-        summary = {key: growth(rows, key) for key in ("encode_s", "encode_cpu_s", "search_s", "search_cpu_s",
-                                                      "faiss_flat_search_s", "select_s", "peak_rss_mb",
-                                                      "search_traced_peak_mb", "embeddings_mb")}
-        out.write_text(json.dumps({"machine": machine(), "date": datetime.date.today().isoformat(),
-                                   "command": "python bench/mine_scale.py " + " ".join(sys.argv[1:]),
-                                   "rows": rows, "growth": summary}, indent=2) + "\n")
+    report = json.loads(out.read_text()) if out.exists() and not args.sizes else {}
+    report.update(machine=machine(), date=datetime.date.today().isoformat())
+    report.setdefault("commands", {})
+    if "command" in report:  # results written before the machinery comparison existed
+        report["commands"]["encode_search_select"] = report.pop("command")
+
+    def save() -> None:  # after every measurement, so a long run that is cut short keeps what it measured
+        out.write_text(json.dumps(report, indent=2) + "\n")
+
+    if args.sizes:
+        report["commands"]["encode_search_select"] = "python bench/mine_scale.py " + " ".join(sys.argv[1:])
+        rows = report["rows"] = []
+        for size in args.sizes:
+            command = [sys.executable, __file__, "--one", str(size), "--queries", str(args.queries), "--corpus", str(args.corpus),
+                       "--max-seq-length", str(args.max_seq_length), "--search-memory-mb", str(args.search_memory_mb),
+                       "--plain-up-to", str(args.plain_up_to)]
+            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            rows.append(json.loads(output.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]), flush=True)
+            report["growth"] = {key: growth(rows, key) for key in (
+                "encode_s", "encode_cpu_s", "search_s", "search_cpu_s", "faiss_flat_search_s", "select_s", "peak_rss_mb",
+                "search_traced_peak_mb", "embeddings_mb")}
+            save()
+    if args.machinery_sizes:
+        report["commands"]["machinery"] = "python bench/mine_scale.py " + " ".join(sys.argv[1:])
+        machinery = report["machinery"] = []
+        for size in args.machinery_sizes:
+            measured = {}
+            for path in ("template", "plain"):
+                command = [sys.executable, __file__, "--machinery-one", str(size), "--path", path, "--queries",
+                           str(args.queries), "--search-memory-mb", str(args.search_memory_mb)]
+                output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+                measured[path] = json.loads(output.strip().splitlines()[-1])
+            row = {"documents": size, "queries": measured["template"]["queries"],
+                   **{f"{path}_{key}": value for path, m in measured.items() for key, value in m.items()
+                      if key in ("seconds", "cpu_seconds", "peak_above_baseline_mb", "pairs_with_negative")},
+                   "time_ratio_to_plain": round(measured["template"]["seconds"] / measured["plain"]["seconds"], 3),
+                   "memory_ratio_to_plain": round(measured["template"]["peak_above_baseline_mb"]
+                                                  / max(measured["plain"]["peak_above_baseline_mb"], 0.1), 3)}
+            machinery.append(row)
+            print(json.dumps(row), flush=True)
+            save()
     print(f"-> {out}")
 
 

@@ -112,7 +112,7 @@ def text_key(text: str) -> bytes:
 
 
 class CorpusIndex:
-    """Corpus rows by document id and by normalised text, for finding positives and their copies."""
+    """Corpus rows by document id, and each row's text digests (computed when first needed) for finding copies."""
 
     def __init__(self, corpus: dict[str, Document]):
         self.corpus = corpus
@@ -120,21 +120,26 @@ class CorpusIndex:
         self._documents = list(corpus.values())
         self.texts = DocumentTexts(self._documents)
         self.row_of = {doc_id: row for row, doc_id in enumerate(self.ids)}
-        self.rows_by_text: dict[bytes, list[int]] = defaultdict(list)
-        for row, document in enumerate(self._documents):
-            for key in {text_key(document.full_text), text_key(document.text)}:
-                self.rows_by_text[key].append(row)
+        self._keys: dict[int, frozenset[bytes]] = {}
+
+    def keys_of(self, row: int) -> frozenset[bytes]:
+        """Digests of a row's title + text and of its text alone."""
+        if row not in self._keys:
+            document = self._documents[row]
+            self._keys[row] = frozenset({text_key(document.full_text), text_key(document.text)})
+        return self._keys[row]
 
     def rows_of(self, doc_ids: Iterable[str]) -> set[int]:
         """Rows of the given ids (ids not in the corpus, such as '', are skipped)."""
         return {self.row_of[doc_id] for doc_id in doc_ids if doc_id in self.row_of}
 
-    def copies_of(self, texts: Iterable[str], rows: Iterable[int] = ()) -> set[int]:
-        """Rows whose title + text, or text alone, equals one of ``texts`` or the text of one of ``rows``."""
-        wanted = {text_key(text) for text in texts}
-        for row in rows:
-            wanted |= {text_key(self._documents[row].full_text), text_key(self._documents[row].text)}
-        return {row for key in wanted for row in self.rows_by_text.get(key, ())}
+    def copies_among(self, candidates: Iterable[int], texts: Iterable[str] = (), rows: Iterable[int] = ()) -> set[int]:
+        """Those ``candidates`` whose title + text, or text alone, equals one of ``texts`` or a text of one of ``rows``.
+
+        Only candidates are looked at, so the cost follows the rank windows, not the corpus size.
+        """
+        wanted = {text_key(text) for text in texts}.union(*(self.keys_of(row) for row in rows))
+        return {int(row) for row in candidates if self.keys_of(int(row)) & wanted}
 
 
 def relative_bound(positive_score: float, margin: float) -> float:
@@ -162,14 +167,16 @@ def new_selection(pair: TrainingPair, window: Window, positive_score: float, sam
     )
 
 
+def member_of(rows: np.ndarray, chosen: set[int]) -> np.ndarray:
+    """A mask of the ``rows`` that are in ``chosen`` (for a window of tens of rows, faster than ``np.isin``)."""
+    return np.array([row in chosen for row in rows.tolist()], dtype=bool)
+
+
 def apply_filters(
     selection: Selection, excluded: set[int], copies: set[int], max_score: float | None, relative_margin: float | None
 ) -> None:
     """Mark each candidate with the first reason that drops it: known positive, copy, max_score, relative margin."""
-    rules = [
-        (LABELLED_POSITIVE, np.isin(selection.rows, list(excluded))),
-        (COPY_OF_POSITIVE, np.isin(selection.rows, list(copies))),
-    ]
+    rules = [(LABELLED_POSITIVE, member_of(selection.rows, excluded)), (COPY_OF_POSITIVE, member_of(selection.rows, copies))]
     if max_score is not None:
         rules.append((MAX_SCORE, selection.scores > max_score))
     if relative_margin is not None:
@@ -224,7 +231,7 @@ class FalseNegativeAudit:
     def count_dense_filters(self, selection: Selection, relevant: set[int]) -> None:
         """How the dense score filters treat the window's labelled-relevant candidates and the rest."""
         considered = selection.reasons != LABELLED_POSITIVE
-        is_relevant = np.isin(selection.rows, list(relevant)) & considered
+        is_relevant = member_of(selection.rows, relevant) & considered
         dropped = np.isin(selection.reasons, (MAX_SCORE, RELATIVE_MARGIN))
         others = considered & ~is_relevant & (selection.reasons != COPY_OF_POSITIVE)
         self.window_relevant += int(is_relevant.sum())
@@ -301,23 +308,25 @@ def mine_hard_negatives(
         judge: rescores candidates that passed the dense filters (the cross-encoder); None = off.
     """
     pooled_ids, pooled_texts = pooled_positives(pairs)
+    known: dict[str, tuple[set[int], set[int]]] = {}
     selections, audited = [], []
     audit = FalseNegativeAudit()
     for pair, positive_score in zip(pairs, positive_scores):
         window = windows[pair.anchor]
-        known_ids = pooled_ids[pair.anchor] | labelled.get(normalise_text(pair.anchor), set())
-        excluded = index.rows_of(known_ids)
-        copies = index.copies_of(pooled_texts[pair.anchor], excluded) - excluded
+        if pair.anchor not in known:  # every pair of an anchor shares its exclusions
+            excluded = index.rows_of(pooled_ids[pair.anchor] | labelled.get(normalise_text(pair.anchor), set()))
+            known[pair.anchor] = excluded, index.copies_among(window.rows, pooled_texts[pair.anchor], excluded) - excluded
         selection = new_selection(pair, window, positive_score, sampling, seed)
-        apply_filters(selection, excluded, copies, max_score, relative_margin)
+        apply_filters(selection, *known[pair.anchor], max_score, relative_margin)
         selections.append(selection)
         relevant_ids = labelled.get(normalise_text(pair.anchor))
         if relevant_ids:
             # The miner is told only this pair's own positive; the anchor's other labelled positives stand in
             # for the unlabelled positives every corpus has.
             own = index.rows_of([pair.positive_id])
-            own_copies = index.copies_of([pair.positive], own) - own
-            relevant = index.copies_of([], index.rows_of(relevant_ids)) - own - own_copies
+            own_copies = index.copies_among(window.rows, [pair.positive], own) - own
+            labelled_rows = index.rows_of(relevant_ids)
+            relevant = (labelled_rows | index.copies_among(window.rows, (), labelled_rows)) - own - own_copies
             before = new_selection(pair, window, positive_score, sampling, seed)
             apply_filters(before, own, own_copies, None, None)
             after = new_selection(pair, window, positive_score, sampling, seed)

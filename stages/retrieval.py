@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from sentence_transformers import SentenceTransformer
 
 from stages.atomic import atomic_path
@@ -56,20 +57,25 @@ def normalise_rows(vectors: np.ndarray) -> np.ndarray:
 def top_rows_stable(scores: np.ndarray, keep: int) -> np.ndarray:
     """Column indices of each row's ``keep`` highest scores, ties at the cut-off going to the lower index.
 
-    ``argpartition`` is linear but picks arbitrarily among ties at the k-th place; rows that have such a tie
-    (rare with float scores) are redone with a stable sort.
+    ``torch.topk`` (multi-threaded, and allocating only the results) picks ``keep + 1``; where the last two
+    are equal the row has a tie at the cut-off, which topk may break either way, so those rows (rare with
+    float scores) are redone with a stable sort. The order within the result is left to the caller.
     """
-    part = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
-    kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
-    tied_rows = np.flatnonzero((scores >= kth).sum(axis=1) > keep)
+    if keep >= scores.shape[1]:  # every column is kept (or none, for an empty chunk)
+        return np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1))
+    if keep == 0:
+        return np.zeros((scores.shape[0], 0), dtype=np.int64)
+    values, part = torch.topk(torch.from_numpy(np.ascontiguousarray(scores)), keep + 1, dim=1)
+    tied_rows = np.flatnonzero((values[:, keep] == values[:, keep - 1]).numpy())
+    part = part[:, :keep].numpy()
     if tied_rows.size:
         part[tied_rows] = np.argsort(-scores[tied_rows], axis=1, kind="stable")[:, :keep]
     return part
 
 
-BYTES_PER_SCORE = 17
-"""Working memory of exact search per (query, document) cell of a block: the float32 score (4 bytes), the
-negated copy ``argpartition`` sorts (4), its int64 index (8) and the tie mask (1)."""
+BYTES_PER_SCORE = 5
+"""Working memory of exact search per (query, document) cell of a block: the float32 score (4 bytes) and a
+margin for topk's per-thread work (measured: 4.1 to 4.3 bytes per cell in all)."""
 
 
 def search_block_shape(memory_mb: float, n_queries: int, n_docs: int) -> tuple[int, int]:

@@ -152,8 +152,9 @@ def test_copies_match_title_and_text_or_text_alone_after_normalising():
         "d": Document("d", "", "Something else."),
     }
     index = CorpusIndex(corpus)
-    assert index.copies_of([], {0}) == {0, 1, 2}
-    assert index.copies_of(["something ELSE."]) == {3}
+    assert index.copies_among(range(4), (), {0}) == {0, 1, 2}
+    assert index.copies_among([1, 3], (), {0}) == {1}  # only candidates are looked at
+    assert index.copies_among(range(4), ["something ELSE."]) == {3}
     assert index.rows_of(["a", "", "missing"]) == {0}
 
 
