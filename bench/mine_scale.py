@@ -33,6 +33,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -66,7 +68,6 @@ def synthetic_pairs(docs: list[str], count: int, seed: int) -> list[tuple[str, i
 
 def measure_one(size: int, n_queries: int, corpus_path: Path, max_seq_length: int, memory_mb: float, plain: bool) -> dict:
     """Mine one synthetic corpus of ``size`` documents with the template's path (and the plain recipe when asked)."""
-    import numpy as np
     import torch
 
     from stages.data_io import Document
@@ -153,8 +154,6 @@ def machinery_one(size: int, n_queries: int, path: str, memory_mb: float) -> dic
     import hashlib
     import tempfile
 
-    import numpy as np
-
     from stages.data_io import Document
     from stages.hard_negatives import CorpusIndex, TrainingPair, mine_hard_negatives
     from stages.mine_negatives import candidate_windows
@@ -204,15 +203,22 @@ def machinery_one(size: int, n_queries: int, path: str, memory_mb: float) -> dic
     return result
 
 
+GROWING = ("encode_s", "encode_cpu_s", "search_s", "search_cpu_s", "faiss_flat_search_s", "select_s", "peak_rss_mb",
+           "embeddings_mb")
+"""Measures expected to grow with the corpus; search_traced_peak_mb is bounded by search_memory_mb instead."""
+
+
 def growth(rows: list[dict], key: str) -> dict:
-    """Log-log slope of ``key`` against corpus size (1 = linear), and its linear extrapolation to 1M documents."""
+    """How ``key`` grows with corpus size: the least-squares log-log slope (1 = linear) and the least-squares
+    line ``a + b * documents`` evaluated at 1M documents (None where it does not grow measurably)."""
     points = [(r["documents"], r[key]) for r in rows if r.get(key)]
     if len(points) < 2:
         return {}
-    (n0, v0), (n1, v1) = points[0], points[-1]
-    slope = math.log(v1 / v0) / math.log(n1 / n0) if v0 > 0 and v1 > 0 else 0.0
-    per_document = (v1 - v0) / (n1 - n0)
-    return {"loglog_slope": round(slope, 3), "at_1m": round(v1 + per_document * (1_000_000 - n1), 1)}
+    sizes, values = (np.array(column, dtype=float) for column in zip(*points))
+    slope = float(np.polyfit(np.log(sizes), np.log(values), 1)[0])
+    per_document, intercept = np.polyfit(sizes, values, 1)
+    at_1m = float(intercept + per_document * 1_000_000) if per_document > 0 else None
+    return {"loglog_slope": round(slope, 3), "at_1m": None if at_1m is None else round(at_1m, 1)}
 
 
 def main() -> None:
@@ -247,6 +253,7 @@ def main() -> None:
         report["commands"]["encode_search_select"] = report.pop("command")
 
     def save() -> None:  # after every measurement, so a long run that is cut short keeps what it measured
+        report["growth"] = {key: growth(report.get("rows", []), key) for key in GROWING}
         out.write_text(json.dumps(report, indent=2) + "\n")
 
     if args.sizes:
@@ -259,9 +266,6 @@ def main() -> None:
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             rows.append(json.loads(output.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), flush=True)
-            report["growth"] = {key: growth(rows, key) for key in (
-                "encode_s", "encode_cpu_s", "search_s", "search_cpu_s", "faiss_flat_search_s", "select_s", "peak_rss_mb",
-                "search_traced_peak_mb", "embeddings_mb")}
             save()
     if args.machinery_sizes:
         report["commands"]["machinery"] = "python bench/mine_scale.py " + " ".join(sys.argv[1:])
@@ -282,6 +286,7 @@ def main() -> None:
             machinery.append(row)
             print(json.dumps(row), flush=True)
             save()
+    save()
     print(f"-> {out}")
 
 
