@@ -21,8 +21,7 @@ from stages.leakage import count_leaks
 from stages.lexical import bm25_run
 from stages.models import load_model_with
 from stages.params import EvaluateParams, load_params
-from stages.paths import (BASE_EMBEDDINGS_DIR, FINETUNED_EMBEDDINGS_DIR, FINETUNED_MODEL_DIR, METRICS_DIR, PAIRS_DIR,
-                          PLOTS_DIR, SPLIT_DIR, CORPUS_FILE)
+from stages.paths import BASE_EMBEDDINGS_DIR, CORPUS_FILE, PAIRS_DIR, SPLIT_DIR, parse_round
 from stages.retrieval import (Run, StoredEmbeddings, corpus_embeddings, encode, load_embeddings, normalise_rows, rank_corpus,
                               reciprocal_rank_fusion, save_embeddings)
 from stages.statistics import compare_systems
@@ -126,15 +125,17 @@ def announce(report: dict, headline: str) -> None:
     print_verdict_banner(report, headline)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    paths = parse_round(argv)  # round N > 1 evaluates models/roundN and also compares it with round N-1
+    previous = f"round{paths.number - 1}" if paths.number > 1 else None
     params = load_params()
     base, settings = params.base, params.evaluate
     corpus = read_corpus(CORPUS_FILE)
     queries, qrels = read_split(SPLIT_DIR / "test")
-    finetuned = load_model_with(base, str(FINETUNED_MODEL_DIR), key=None)
+    finetuned = load_model_with(base, str(paths.model), key=None)
     stored = {
         "base": load_embeddings(BASE_EMBEDDINGS_DIR, corpus),
-        "finetuned": corpus_embeddings(finetuned, str(FINETUNED_MODEL_DIR), corpus, base),
+        "finetuned": corpus_embeddings(finetuned, str(paths.model), corpus, base),
     }
     table, curve = "query_id,system\n", "k\n"
     if not queries:
@@ -148,6 +149,11 @@ def main() -> None:
         models = {"base": load_model_with(base), "finetuned": finetuned}
         query_vectors = {n: encode(m, query_texts, base.query_prompt, base.encode_batch_size, progress=False) for n, m in models.items()}
         runs = system_runs(query_ids, query_texts, query_vectors, corpus, stored, settings, depth, base.search_chunk_size)
+        if previous:
+            previous_model = load_model_with(base, str(paths.miner_model), key=None)
+            previous_vectors = encode(previous_model, query_texts, base.query_prompt, base.encode_batch_size, progress=False)
+            runs[previous] = rank_corpus(query_ids, previous_vectors, load_embeddings(paths.miner_embeddings, corpus), depth,
+                                         base.search_chunk_size)
         if not qrels:
             report = {"test_queries": len(queries), "judged_queries": 0, "corpus_documents": len(corpus),
                       "agreement_at_10": system_agreement(runs, 10)}
@@ -157,6 +163,12 @@ def main() -> None:
         else:
             per_query = {name: per_query_metrics(qrels, run, settings.measures()) for name, run in runs.items()}
             report = {"corpus_documents": len(corpus), **evaluation_report(per_query, settings, base.seed)}
+            if previous:
+                headline = {name: np.array([per_query[name][q][settings.headline] for q in sorted(per_query[name])])
+                            for name in ("finetuned", previous)}
+                report["comparisons"][f"finetuned_vs_{previous}"] = compare_systems(
+                    headline["finetuned"], headline[previous], settings.bootstrap_resamples, base.seed)
+                report[f"delta_finetuned_vs_{previous}"] = metric_deltas(report["finetuned"], report[previous])
             anchors = sorted({row["anchor"] for row in read_records(PAIRS_DIR / "pairs.jsonl")})
             anchor_vectors = encode(finetuned, anchors, base.query_prompt, base.encode_batch_size, progress=False)
             report["leakage"], leaked = count_leaks(queries, anchors, query_vectors["finetuned"], anchor_vectors, settings.leak_similarity)
@@ -165,12 +177,18 @@ def main() -> None:
                 report["forgetting"] = forgetting
             table, curve = per_query_table(per_query), recall_curve(qrels, runs, depth)
             announce(report, settings.headline)
+            if previous:
+                c = report["comparisons"][f"finetuned_vs_{previous}"]
+                print(f"evaluate: round {paths.number} - {previous} {settings.headline} = {c['difference']:+.4f} "
+                      f"(95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f}, p = {c['p_value']:.4f})")
             if leaked:
                 print(f"evaluate: leaked test query ids (first 5): {', '.join(leaked[:5])}")
-    save_embeddings(FINETUNED_EMBEDDINGS_DIR, stored["finetuned"])
-    write_text_atomic(METRICS_DIR / "evaluate_per_query.csv", table)
-    write_text_atomic(PLOTS_DIR / "recall_at_k.csv", curve)
-    write_json_atomic(METRICS_DIR / "evaluate.json", report)
+    if previous:
+        report["round"] = paths.number
+    save_embeddings(paths.model_embeddings, stored["finetuned"])
+    write_text_atomic(paths.metrics / "evaluate_per_query.csv", table)
+    write_text_atomic(paths.plots / "recall_at_k.csv", curve)
+    write_json_atomic(paths.metrics / "evaluate.json", report)
 
 
 if __name__ == "__main__":

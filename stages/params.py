@@ -275,17 +275,70 @@ class SynthesizeParams(Section):
 
 
 class MineNegativesParams(Section):
-    """Hard-negative mining with the base model."""
+    """Hard-negative mining: a retriever proposes candidates from a rank window; labels, score filters and an
+    optional cross-encoder keep the false negatives out."""
 
+    retriever: Literal["dense", "bm25", "hybrid"] = Field(
+        "dense", description="Who proposes candidates: the dense model, BM25 (bm25s), or both fused by reciprocal rank."
+    )
+    model: str = Field(
+        "", description="The dense model of round 1 (a name or a local path); empty = base.model, whose stored corpus "
+        "embeddings are reused. Later rounds (--round 2) always mine with the previous round's fine-tuned model."
+    )
     range_min: int = Field(10, ge=0, description="Skip this many top-ranked candidates (likely unlabelled positives).")
-    range_max: int = Field(50, ge=1, description="Consider candidates up to this rank.")
-    num_negatives: int = Field(1, ge=0, description="Negatives per pair; 0 disables mining.")
-    sampling: Literal["top", "random"] = Field("top", description="Take the best-ranked, or a seeded random draw.")
+    range_max: int = Field(50, ge=1, description="Consider candidates up to this rank (reduced, with a warning, to the corpus size).")
+    num_negatives: int = Field(1, ge=0, description="Negatives per pair at most; 0 disables mining. Never padded.")
+    sampling: Literal["top", "random"] = Field(
+        "top", description="Take the best-ranked surviving candidates, or a random draw among them (seeded by base.seed)."
+    )
+    max_score: float | None = Field(
+        None, description="Drop a candidate whose dense score (cosine) is above this; null = off."
+    )
+    relative_margin: float | None = Field(
+        0.05, ge=0.0, lt=1.0,
+        description="Drop a candidate whose dense score is above positive - |positive| * relative_margin "
+        "(0.05: above 95% of its positive's score, sentence-transformers' convention); null = off.",
+    )
+    cross_encoder: str = Field(
+        "", description="A cross-encoder (name or local path) that rescores the candidates left by the dense filters; "
+        "empty = off. Its scores then go to scored.jsonl."
+    )
+    cross_encoder_margin: float | None = Field(
+        0.05, ge=0.0, lt=1.0,
+        description="The relative margin applied to the cross-encoder's scores (same rule as relative_margin); null = off.",
+    )
+    cross_encoder_batch_size: int = Field(32, ge=1, description="(query, document) pairs per cross-encoder forward pass.")
+    review_queries: int = Field(30, ge=0, description="Queries in the seeded sample of the review file (reviews/mine_negatives.md).")
+    search_backend: Literal["exact", "faiss"] = Field(
+        "exact", description="Dense search: exact chunked numpy, or FAISS (optional dependency, for large corpora)."
+    )
+    search_memory_mb: float = Field(
+        1024, ge=1, description="Working memory of one exact-search block in MiB; bounds memory whatever the corpus size."
+    )
+    faiss_index: str = Field(
+        "Flat", description="FAISS index_factory description: Flat (exact), or approximate e.g. 'IVF4096,Flat', 'HNSW32'."
+    )
+    faiss_search_params: str = Field("", description="FAISS search-time parameters, e.g. 'nprobe=32' or 'efSearch=128'.")
 
     @model_validator(mode="after")
     def window_is_ordered(self) -> "MineNegativesParams":
         if self.range_max <= self.range_min:
             raise ValueError(f"range_max ({self.range_max}) must be greater than range_min ({self.range_min})")
+        return self
+
+
+class RoundsParams(Section):
+    """Mining/training rounds after the default one (round 1)."""
+
+    extra: list[int] = Field(
+        default_factory=list,
+        description="[] = round 1 only (the default); [2] adds round 2: mine with round 1's fine-tuned model and train again.",
+    )
+
+    @model_validator(mode="after")
+    def rounds_are_defined(self) -> "RoundsParams":
+        if self.extra not in ([], [2]):
+            raise ValueError(f"dvc.yaml defines round 2 after the default round 1, so extra must be [] or [2], got {self.extra}")
         return self
 
 
@@ -509,6 +562,7 @@ class Params(Section):
     split: SplitParams = SplitParams()
     synthesize: SynthesizeParams = SynthesizeParams()
     mine_negatives: MineNegativesParams = MineNegativesParams()
+    rounds: RoundsParams = RoundsParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     truncate_eval: TruncateEvalParams = TruncateEvalParams()

@@ -199,8 +199,9 @@ def check_settings(settings: TrainParams, negatives_dir: Path) -> None:
     if needs.scored and not has_rows(negatives_dir / SCORED_FILE):
         raise PipelineError(
             f"params.yaml: train.loss is {settings.loss}, which trains on teacher scores, but "
-            f"{negatives_dir / SCORED_FILE} is missing or empty (mine_negatives writes it only when it scores the "
-            "negatives it mines); enable scoring in the mine_negatives section, or choose a train.loss that needs "
+            f"{negatives_dir / SCORED_FILE} is missing or empty (mine_negatives writes it only when it mines negatives); set "
+            "mine_negatives.num_negatives to 1 or more (and mine_negatives.cross_encoder for cross-encoder teacher "
+            "scores rather than the dense model's), or choose a train.loss that needs "
             "no scores (MultipleNegativesRankingLoss, CachedMultipleNegativesRankingLoss, GISTEmbedLoss, TripletLoss)"
         )
     if settings.lora.enabled and importlib.util.find_spec("peft") is None:

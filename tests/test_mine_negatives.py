@@ -1,228 +1,343 @@
-"""Hard-negative mining: the rank window, exclusions of labelled positives and copies, random top-up."""
+"""The `mine_negatives` stage: retrievers, the output contract, no padding, bad input, rounds, determinism.
+
+The stage runs in-process on a tiny project (tiny model, 13 documents) built once per module and copied per test.
+"""
 
 from __future__ import annotations
 
-import random
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
+from conftest import TINY_DOCS, TINY_QUERIES
+from stages import mine_negatives
+from stages.candidates import candidate_windows, positive_vectors
 from stages.data_io import Document
 from stages.errors import PipelineError
-from stages.mine_negatives import choose_negatives, mine_hard_negatives, positives_by_anchor
-from stages.params import MineNegativesParams
+from stages.hard_negatives import TrainingPair
+from stages.params import MineNegativesParams, load_params
+from stages.retrieval import StoredEmbeddings
+
+TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
+OUTPUTS = ("data/negatives/negatives.jsonl", "data/negatives/scored.jsonl", "metrics/mine.json", "reviews/mine_negatives.md")
+TRAIN_QUERIES = range(8)  # q0..q7 are train queries; q1 ("parse JSON text") is judged relevant to two documents
 
 
-def window(range_min: int, range_max: int, num: int, sampling: str = "top") -> MineNegativesParams:
-    return MineNegativesParams(range_min=range_min, range_max=range_max, num_negatives=num, sampling=sampling)
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
 
 
-# --- choose_negatives ----------------------------------------------------------------------------------------
+def set_mine_params(project: Path, **values) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["mine_negatives"].update(values)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def test_choose_respects_window_top():
-    chosen, topped = choose_negatives(list(range(20)), set(), window(5, 10, 3), 20, random.Random(0))
-    assert chosen == [5, 6, 7]
-    assert topped == 0
+def tiny_pairs() -> list[dict]:
+    """Labelled pairs of the train queries, title pairs of every document, and one general-domain pair."""
+    texts = {name: f"{name}\n{text}" for name, text in TINY_DOCS}
+    labelled = [(TINY_QUERIES[i], TINY_DOCS[i][0]) for i in TRAIN_QUERIES] + [(TINY_QUERIES[1], "json.dumps")]
+    pairs = [{"anchor": q, "positive": texts[d], "positive_id": d, "source": "labelled"} for q, d in labelled]
+    pairs += [{"anchor": name, "positive": text, "positive_id": name, "source": "title"} for name, text in TINY_DOCS]
+    pairs.append({"anchor": "what is the capital of France", "positive": "Paris is the capital and largest city of France.",
+                  "positive_id": "", "source": "general"})
+    return pairs
 
 
-def test_choose_uses_candidate_order_not_row_numbers():
-    candidates = [9, 3, 7, 1, 8, 0, 2]
-    chosen, _ = choose_negatives(candidates, set(), window(2, 5, 3), 10, random.Random(0))
-    assert chosen == [7, 1, 8]
+@pytest.fixture(scope="module")
+def built_project(tmp_path_factory, tiny_model_path) -> Path:
+    """A project holding exactly what `mine_negatives` reads, with the tiny model's corpus embeddings."""
+    from stages.models import load_model
+    from stages.params import BaseParams
+    from stages.retrieval import corpus_embeddings, save_embeddings
+
+    project = tmp_path_factory.mktemp("mine") / "project"
+    documents = [{"_id": name, "title": name, "text": text} for name, text in TINY_DOCS]
+    documents.append({"_id": "json.loads.copy", "title": "", "text": TINY_DOCS[1][1]})  # the text of json.loads again
+    write_jsonl(project / "data/corpus/corpus.jsonl", documents)
+    write_jsonl(project / "data/split/train/queries.jsonl", [{"_id": f"q{i}", "text": TINY_QUERIES[i]} for i in TRAIN_QUERIES])
+    qrels = ["query-id\tcorpus-id\tscore"] + [f"q{i}\t{TINY_DOCS[i][0]}\t1" for i in TRAIN_QUERIES] + ["q1\tjson.dumps\t1"]
+    (project / "data/split/train/qrels.tsv").write_text("\n".join(qrels) + "\n")
+    write_jsonl(project / "data/pairs/pairs.jsonl", tiny_pairs())
+    shutil.copy(TEMPLATE_ROOT / "params.yaml", project / "params.yaml")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["base"].update({"model": str(tiny_model_path), "max_seq_length": 64, "encode_batch_size": 16})
+    # The tiny random model scores every pair alike, so the default relative margin would drop nearly everything.
+    params["mine_negatives"].update({"range_min": 1, "range_max": 9, "num_negatives": 2, "relative_margin": None})
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    base = BaseParams(**params["base"])
+    corpus = {d["_id"]: Document(d["_id"], d["title"], d["text"]) for d in documents}
+    save_embeddings(project / "data/embeddings/base", corpus_embeddings(load_model(str(tiny_model_path), "cpu", 64), str(tiny_model_path), corpus, base))
+    return project
 
 
-def test_choose_never_returns_excluded():
-    chosen, topped = choose_negatives(list(range(20)), {5, 7}, window(5, 10, 3), 20, random.Random(0))
-    assert chosen == [6, 8, 9]
-    assert topped == 0
+@pytest.fixture
+def project(built_project, tmp_path, monkeypatch) -> Path:
+    """A fresh copy of the built project, as the working directory."""
+    copy = tmp_path / "project"
+    shutil.copytree(built_project, copy)
+    monkeypatch.chdir(copy)
+    return copy
 
 
-def test_choose_window_end_is_exclusive():
-    chosen, topped = choose_negatives(list(range(20)), {5, 6, 7, 8}, window(5, 10, 2), 10, random.Random(0))
-    assert chosen[0] == 9
-    assert 10 not in chosen and len(chosen) == 2
-    assert topped == 1  # only row 9 was left in the window; the second is a random top-up
-
-
-def test_choose_tops_up_randomly_when_window_short():
-    excluded = {0, 1}
-    for seed in range(20):
-        chosen, topped = choose_negatives(list(range(8)), excluded, window(5, 10, 5), 30, random.Random(seed))
-        assert chosen[:3] == [5, 6, 7]
-        assert topped == 2
-        assert len(chosen) == 5 and len(set(chosen)) == 5
-        assert not set(chosen) & excluded
-        assert all(0 <= row < 30 for row in chosen)
-
-
-def test_choose_top_up_is_seeded():
-    first = choose_negatives(list(range(8)), set(), window(5, 10, 6), 1000, random.Random(11))
-    again = choose_negatives(list(range(8)), set(), window(5, 10, 6), 1000, random.Random(11))
-    assert first == again
-
-
-def test_choose_stops_when_corpus_exhausted():
-    chosen, topped = choose_negatives([0, 1, 2, 3], {0, 1, 2}, window(0, 4, 3), 4, random.Random(0))
-    assert chosen == [3]
-    assert topped == 0
-
-
-def test_choose_zero_negatives():
-    assert choose_negatives(list(range(10)), set(), window(0, 5, 0), 10, random.Random(0)) == ([], 0)
-
-
-def test_choose_random_sampling_seeded_and_within_window():
-    candidates = list(range(50))
-    settings = window(10, 30, 4, sampling="random")
-    outcomes = set()
-    for seed in range(10):
-        chosen, topped = choose_negatives(candidates, {12, 15}, settings, 50, random.Random(seed))
-        assert chosen == choose_negatives(candidates, {12, 15}, settings, 50, random.Random(seed))[0]
-        assert topped == 0
-        assert len(set(chosen)) == 4
-        assert all(10 <= row < 30 and row not in {12, 15} for row in chosen)
-        outcomes.add(tuple(chosen))
-    assert len(outcomes) > 1  # not simply the top of the window
-
-
-# --- mine_hard_negatives ------------------------------------------------------------------------------------
-
-
-def scored_corpus(texts_and_scores: list[tuple[str, float]]) -> tuple[dict[str, Document], np.ndarray]:
-    """Documents d0..dn whose 1-d vectors make the ranking for the anchor vector [1] their score order."""
-    corpus = {f"d{i}": Document(f"d{i}", "", text) for i, (text, _) in enumerate(texts_and_scores)}
-    vectors = np.array([[score] for _, score in texts_and_scores], dtype=np.float32)
-    return corpus, vectors
-
-
-def pair(anchor: str, positive: str, positive_id: str, source: str = "labelled") -> dict:
-    return {"anchor": anchor, "positive": positive, "positive_id": positive_id, "source": source}
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def negatives_of(row: dict) -> list[str]:
-    return [row[f"negative_{i}"] for i in range(1, 100) if f"negative_{i}" in row]
+    return [row[f"negative_{i}"] for i in range(1, len(row)) if f"negative_{i}" in row]
 
 
-def test_positives_by_anchor_pools():
-    pooled = positives_by_anchor([pair("A", "x", "d1"), pair("A", "y", "d2"), pair("B", "z", "d1")])
-    assert pooled == {"A": {"d1", "d2"}, "B": {"d1"}}
+def numbers_only(tree) -> bool:
+    if isinstance(tree, dict):
+        return all(isinstance(k, str) and numbers_only(v) for k, v in tree.items())
+    return isinstance(tree, (int, float)) and not isinstance(tree, bool) and math.isfinite(tree)
 
 
-def test_mine_excludes_pooled_positives_and_copies_of_positive():
-    corpus, vectors = scored_corpus(
-        [
-            ("alpha text", 0.99),  # d0
-            ("beta text", 0.98),  # d1
-            ("gamma text", 0.97),  # d2
-            ("alpha text", 0.96),  # d3: a copy of d0 under another id
-            ("delta text", 0.50),  # d4
-            ("eps text", 0.40),  # d5
-            ("zeta text", 0.30),  # d6
-        ]
-    )
-    pairs = [pair("A", "beta text", "d1"), pair("A", "gamma text", "d2"), pair("B", "alpha text", "d0", "title")]
-    anchors = {"A": np.array([1.0], dtype=np.float32), "B": np.array([1.0], dtype=np.float32)}
-    rows, report = mine_hard_negatives(pairs, corpus, vectors, anchors, window(0, 7, 2), seed=0, chunk_size=3)
+# --- the stage -----------------------------------------------------------------------------------------------
 
-    assert [(r["anchor"], r["positive"], r["source"]) for r in rows] == [
-        ("A", "beta text", "labelled"),
-        ("A", "gamma text", "labelled"),
-        ("B", "alpha text", "title"),
-    ]
+
+def test_outputs_follow_the_contract(project: Path) -> None:
+    mine_negatives.main([])
+    rows = read_rows(project / "data/negatives/negatives.jsonl")
+    scored = read_rows(project / "data/negatives/scored.jsonl")
+    report = json.loads((project / "metrics/mine.json").read_text())
+    assert len(rows) == len(scored) == len(tiny_pairs()) == report["pairs"]
+    assert rows == sorted(rows, key=lambda r: (r["source"], r["anchor"], r["positive"]))
+    for row, scores in zip(rows, scored):
+        negatives = negatives_of(row)
+        assert set(row) == {"anchor", "positive", "source", *(f"negative_{i}" for i in range(1, len(negatives) + 1))}
+        assert len(negatives) <= 2 and row["positive"] not in negatives
+        assert scores["negatives"] == negatives and len(scores["negative_scores"]) == len(negatives)
+        assert (scores["anchor"], scores["positive"], scores["source"]) == (row["anchor"], row["positive"], row["source"])
+        assert scores["score_source"] == "dense" and isinstance(scores["positive_score"], float)
+    json_loads = "json.loads\n" + TINY_DOCS[1][1]
     for row in rows:
-        assert set(row) == {"anchor", "positive", "source", "negative_1", "negative_2"}
-    # d2 ('gamma text') is a positive of A through the *other* pair, so it is never a negative of A.
-    assert negatives_of(rows[0]) == ["alpha text", "alpha text"]
-    assert negatives_of(rows[1]) == ["alpha text", "alpha text"]
-    # For B, d0 is the labelled positive and d3 has the same text: both are skipped.
-    assert negatives_of(rows[2]) == ["beta text", "gamma text"]
-    for row in rows:
-        assert row["positive"] not in negatives_of(row)
-    assert report["pairs"] == 3
-    assert report["negatives_per_pair"] == 2
-    assert report["negatives_from_window"] == 6
-    assert report["negatives_random_topup"] == 0
-    assert report["mean_positive_document_score"] == pytest.approx((0.98 + 0.97 + 0.99) / 3, abs=1e-6)
-    assert report["mean_negative_score"] == pytest.approx((0.99 + 0.96) * 2 / 6 + (0.98 + 0.97) / 6, abs=1e-6)
+        if row["anchor"] == TINY_QUERIES[1]:  # both labelled positives and the copy of json.loads are excluded
+            assert not {json_loads, TINY_DOCS[1][1], "json.dumps\n" + TINY_DOCS[0][1]} & set(negatives_of(row))
+    assert numbers_only(report)
+    assert report["negatives_written"] == sum(len(negatives_of(r)) for r in rows)
+    assert report["false_negatives"]["audited_pairs"] == 9
+    assert report["full_pairs"] == len(rows) and report["negatives_written"] == 2 * len(rows)
+    assert report["false_negatives"]["output"]["labelled_relevant"] == 0
+    review = (project / "reviews/mine_negatives.md").read_text()
+    assert review.count("\n### ") == 21  # every one of the 21 queries (fewer than review_queries)
+    assert "| rank | dense | cross-encoder | decision | document |" in review
 
 
-def test_mine_uses_each_anchor_vector_and_skips_range_min():
-    # Two directions: anchor "x-ish" ranks x-documents first, anchor "y-ish" the y-documents.
-    texts = ["x one", "x two", "x three", "y one", "y two", "y three"]
-    vectors = np.array([[1.0, 0.0], [0.9, 0.1], [0.8, 0.2], [0.0, 1.0], [0.1, 0.9], [0.2, 0.8]], dtype=np.float32)
-    corpus = {f"d{i}": Document(f"d{i}", "", t) for i, t in enumerate(texts)}
-    pairs = [pair("x-ish", "x one", "d0"), pair("y-ish", "y one", "d3")]
-    anchors = {"x-ish": np.array([1.0, 0.0], dtype=np.float32), "y-ish": np.array([0.0, 1.0], dtype=np.float32)}
-    rows, report = mine_hard_negatives(pairs, corpus, vectors, anchors, window(2, 4, 1), seed=0, chunk_size=50)
-    # Ranks 0 and 1 (the positive and the runner-up) are skipped; rank 2 is taken.
-    assert rows[0]["negative_1"] == "x three"
-    assert rows[1]["negative_1"] == "y three"
-    assert report["negatives_random_topup"] == 0
+def test_same_inputs_give_byte_identical_outputs(project: Path) -> None:
+    set_mine_params(project, retriever="hybrid", sampling="random", num_negatives=3)
+    mine_negatives.main([])
+    first = {name: (project / name).read_bytes() for name in OUTPUTS}
+    shutil.rmtree(project / "data/negatives")
+    mine_negatives.main([])
+    assert {name: (project / name).read_bytes() for name in OUTPUTS} == first
 
 
-def test_mine_tops_up_when_window_is_exhausted():
-    corpus, vectors = scored_corpus([(f"doc number {i}", 1.0 - i / 10) for i in range(8)])
-    pairs = [pair("A", "doc number 0", "d0")]
-    rows, report = mine_hard_negatives(pairs, corpus, vectors, {"A": np.array([1.0], dtype=np.float32)},
-                                       window(0, 3, 4), seed=5, chunk_size=2)
-    negatives = negatives_of(rows[0])
-    assert negatives[:2] == ["doc number 1", "doc number 2"]
-    assert len(negatives) == 4 and len(set(negatives)) == 4
-    assert "doc number 0" not in negatives
-    assert report["negatives_from_window"] == 2
-    assert report["negatives_random_topup"] == 2
-    again, _ = mine_hard_negatives(pairs, corpus, vectors, {"A": np.array([1.0], dtype=np.float32)},
-                                   window(0, 3, 4), seed=5, chunk_size=2)
-    assert again == rows
+def test_a_query_with_no_surviving_negative_is_counted_not_padded(project: Path, capsys) -> None:
+    set_mine_params(project, max_score=-1.0)  # every cosine is above -1: every candidate is dropped
+    mine_negatives.main([])
+    rows = read_rows(project / "data/negatives/negatives.jsonl")
+    report = json.loads((project / "metrics/mine.json").read_text())
+    assert all(set(row) == {"anchor", "positive", "source"} for row in rows)
+    assert report["negatives_written"] == 0 and report["pairs_without_negative"] == len(rows)
+    assert report["queries_without_negative"] == len({r["anchor"] for r in rows})
+    assert report["dropped"]["max_score"] > 0
+    assert "No candidate survived the filters" in (project / "reviews/mine_negatives.md").read_text()
+    assert f"{len(rows)} without any" in capsys.readouterr().out
 
 
-def test_mine_random_sampling_is_seeded():
-    corpus, vectors = scored_corpus([(f"doc number {i}", 1.0 - i / 100) for i in range(40)])
-    pairs = [pair("A", "doc number 0", "d0")]
-    anchors = {"A": np.array([1.0], dtype=np.float32)}
-    settings = window(1, 30, 3, sampling="random")
-    first, _ = mine_hard_negatives(pairs, corpus, vectors, anchors, settings, seed=1, chunk_size=7)
-    second, _ = mine_hard_negatives(pairs, corpus, vectors, anchors, settings, seed=1, chunk_size=7)
-    assert first == second
-    draws = {tuple(negatives_of(mine_hard_negatives(pairs, corpus, vectors, anchors, settings, seed=s, chunk_size=7)[0][0]))
-             for s in range(6)}
-    assert len(draws) > 1
-    allowed = {f"doc number {i}" for i in range(1, 30)}
-    for draw in draws:
-        assert set(draw) <= allowed
+def test_range_max_larger_than_the_corpus_is_reduced_with_a_warning(project: Path, capsys) -> None:
+    set_mine_params(project, range_max=500)
+    mine_negatives.main([])
+    assert "warning: mine_negatives.range_max 500 exceeds the corpus (13 documents); using 13" in capsys.readouterr().out
+    assert json.loads((project / "metrics/mine.json").read_text())["range_max"] == 13
 
 
-def test_mine_never_picks_copy_of_another_positive_of_same_anchor():
-    corpus, vectors = scored_corpus([("alpha text", 0.99), ("beta text", 0.98), ("alpha text", 0.97), ("other", 0.1)])
-    pairs = [pair("A", "alpha text", "d0"), pair("A", "beta text", "d1")]
-    rows, _ = mine_hard_negatives(pairs, corpus, vectors, {"A": np.array([1.0], dtype=np.float32)},
-                                  window(0, 4, 1), seed=0, chunk_size=10)
-    positives_of_a = {"alpha text", "beta text"}
-    for row in rows:
-        assert not set(negatives_of(row)) & positives_of_a
+def test_range_min_beyond_the_corpus_is_an_error(project: Path) -> None:
+    set_mine_params(project, range_min=20, range_max=30)
+    with pytest.raises(PipelineError, match=r"mine_negatives.range_min is 20, but the corpus has only 13 documents"):
+        mine_negatives.main([])
 
 
-def short_corpus_rows():
-    """Four documents, three negatives wanted: anchor A has two positives, so its rows can only get two."""
-    corpus, vectors = scored_corpus([("text 0", 0.9), ("text 1", 0.8), ("text 2", 0.7), ("text 3", 0.6)])
-    pairs = [pair("A", "text 0", "d0"), pair("A", "text 1", "d1"), pair("B", "text 2", "d2")]
-    anchors = {"A": np.array([1.0], dtype=np.float32), "B": np.array([1.0], dtype=np.float32)}
-    return mine_hard_negatives(pairs, corpus, vectors, anchors, window(0, 4, 3), seed=0, chunk_size=10)
+def test_a_positive_missing_from_the_corpus_names_the_query(project: Path) -> None:
+    pairs = tiny_pairs() + [{"anchor": "a query about nothing", "positive": "x" * 60, "positive_id": "no.such.doc", "source": "llm"}]
+    write_jsonl(project / "data/pairs/pairs.jsonl", pairs)
+    result = subprocess.run([sys.executable, "-m", "stages.mine_negatives"], cwd=project, capture_output=True, text=True,
+                            env={"PYTHONPATH": str(TEMPLATE_ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: data/pairs/pairs.jsonl:{len(pairs)}: the positive 'no.such.doc' of the query "
+                                    "'a query about nothing' is not in the corpus")
+    assert not (project / "data/negatives").exists() and not (project / "metrics").exists()
 
 
-def test_corpus_too_small_for_num_negatives_is_a_clear_error():
-    with pytest.raises(PipelineError, match=r"mine_negatives\.num_negatives is 3.*only 2 documents"):
-        short_corpus_rows()
+def test_mining_off_writes_rows_without_negatives(project: Path) -> None:
+    set_mine_params(project, num_negatives=0)
+    mine_negatives.main([])
+    rows = read_rows(project / "data/negatives/negatives.jsonl")
+    assert all(set(row) == {"anchor", "positive", "source"} for row in rows)
+    assert not (project / "data/negatives/scored.jsonl").exists()
+    assert json.loads((project / "metrics/mine.json").read_text())["negatives_written"] == 0
+    assert "Mining is off" in (project / "reviews/mine_negatives.md").read_text()
 
 
-def test_report_counts_negatives_actually_written():
-    """Window [0, 2) holds one usable candidate per pair, so the second negative of each is a random top-up."""
-    corpus, vectors = scored_corpus([(f"text {i}", 1.0 - i / 10) for i in range(8)])
-    pairs = [pair("A", "text 0", "d0"), pair("B", "text 1", "d1")]
-    anchors = {"A": np.array([1.0], dtype=np.float32), "B": np.array([1.0], dtype=np.float32)}
-    rows, report = mine_hard_negatives(pairs, corpus, vectors, anchors, window(0, 2, 2), seed=0, chunk_size=10)
-    written = sum(len(negatives_of(row)) for row in rows)
-    assert written == 4
-    assert report["negatives_from_window"] == 2
-    assert report["negatives_random_topup"] == 2
+@pytest.mark.parametrize("retriever", ["bm25", "hybrid"])
+def test_lexical_retrievers_mine_with_dense_scores(project: Path, retriever: str) -> None:
+    set_mine_params(project, retriever=retriever, relative_margin=None)
+    mine_negatives.main([])
+    scored = read_rows(project / "data/negatives/scored.jsonl")
+    assert any(row["negatives"] for row in scored)
+    assert {row["score_source"] for row in scored} == {"dense"}
+
+
+def test_faiss_backend_gives_the_exact_results(project: Path) -> None:
+    mine_negatives.main([])
+    exact = (project / "data/negatives/negatives.jsonl").read_bytes()
+    set_mine_params(project, search_backend="faiss")
+    mine_negatives.main([])
+    assert (project / "data/negatives/negatives.jsonl").read_bytes() == exact
+
+
+def test_mining_with_another_model_encodes_the_corpus(project: Path, tiny_model_path: Path, capsys) -> None:
+    shutil.copytree(tiny_model_path, project / "other_model")
+    set_mine_params(project, model="other_model")
+    mine_negatives.main([])
+    assert "encoding the corpus with mine_negatives.model 'other_model'" in capsys.readouterr().out
+    assert (project / "data/negatives/negatives.jsonl").exists()
+
+
+# --- the cross-encoder ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_cross_encoder(tmp_path_factory) -> Path:
+    """A randomly initialised one-layer BERT cross-encoder with the packaged MiniLM tokenizer, built offline."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from stages.models import resolve_model_path
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("cross_encoder")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("sentence-transformers/all-MiniLM-L6-v2"))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512, num_labels=1)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_cross_encoder_scores_go_to_the_scored_file(project: Path, tiny_cross_encoder: Path) -> None:
+    set_mine_params(project, cross_encoder=str(tiny_cross_encoder), cross_encoder_margin=0.0001, relative_margin=None)
+    mine_negatives.main([])
+    scored = read_rows(project / "data/negatives/scored.jsonl")
+    report = json.loads((project / "metrics/mine.json").read_text())
+    assert {row["score_source"] for row in scored} == {"cross_encoder"}
+    for row in scored:
+        assert 0.0 < row["positive_score"] < 1.0  # a one-label cross-encoder's scores are sigmoid outputs
+        bound = row["positive_score"] - abs(row["positive_score"]) * 0.0001
+        assert all(score <= bound + 1e-6 for score in row["negative_scores"])
+    assert report["dropped"]["cross_encoder"] > 0
+    assert "cross-encoder `" in (project / "reviews/mine_negatives.md").read_text()
+    first = {name: (project / name).read_bytes() for name in OUTPUTS}
+    mine_negatives.main([])
+    assert {name: (project / name).read_bytes() for name in OUTPUTS} == first
+
+
+def test_a_missing_cross_encoder_is_named(project: Path) -> None:
+    set_mine_params(project, cross_encoder="./no/such/cross-encoder")
+    with pytest.raises(PipelineError, match=r"mine_negatives.cross_encoder: path './no/such/cross-encoder' does not exist"):
+        mine_negatives.main([])
+
+
+# --- round 2 -------------------------------------------------------------------------------------------------
+
+
+def make_round_one_outputs(project: Path, tiny_model_path: Path, model_name: str = "models/finetuned") -> None:
+    """Stand-ins for round 1's fine-tuned model and the corpus embeddings its `evaluate` stores."""
+    shutil.copytree(tiny_model_path, project / "models/finetuned")
+    shutil.copytree(project / "data/embeddings/base", project / "data/embeddings/finetuned")
+    info = project / "data/embeddings/finetuned/info.json"
+    info.write_text(json.dumps({**json.loads(info.read_text()), "model": model_name}))
+
+
+def test_round_two_mines_with_round_one_model_into_its_own_paths(project: Path, tiny_model_path: Path, capsys) -> None:
+    make_round_one_outputs(project, tiny_model_path)
+    mine_negatives.main(["--round", "2"])
+    assert "dense model `models/finetuned`" in (project / "reviews/round2/mine_negatives.md").read_text()
+    assert read_rows(project / "data/round2/negatives/negatives.jsonl")
+    assert json.loads((project / "metrics/round2/mine.json").read_text())["pairs"] == len(tiny_pairs())
+    assert not (project / "data/negatives").exists() and not (project / "metrics/mine.json").exists()
+
+
+def test_round_two_refuses_embeddings_of_another_model(project: Path, tiny_model_path: Path) -> None:
+    make_round_one_outputs(project, tiny_model_path, model_name="some/other-model")
+    with pytest.raises(PipelineError, match=r"data/embeddings/finetuned: the stored embeddings are of model 'some/other-model'"):
+        mine_negatives.main(["--round", "2"])
+
+
+# --- pure parts ----------------------------------------------------------------------------------------------
+
+
+def test_read_labelled_names_a_judged_document_missing_from_the_corpus(project: Path) -> None:
+    corpus = {name: Document(name, name, text) for name, text in TINY_DOCS if name != "json.dumps"}
+    with pytest.raises(PipelineError, match=r"the query 'convert a value to JSON text' \(q0\) is judged relevant to 'json.dumps'"):
+        mine_negatives.read_labelled(project / "data/split/train", corpus)
+
+
+def test_read_labelled_keys_by_normalised_query_text(project: Path) -> None:
+    corpus = {name: Document(name, name, text) for name, text in TINY_DOCS}
+    labelled = mine_negatives.read_labelled(project / "data/split/train", corpus)
+    assert labelled["parse json text"] == {"json.loads", "json.dumps"}
+    assert mine_negatives.read_labelled(project / "no/such/split", corpus) == {}
+
+
+def test_candidate_windows_for_each_retriever() -> None:
+    texts = ["apple banana", "banana cherry", "cherry date", "date elderberry", "fig grape"]
+    vectors = np.eye(5, dtype=np.float32)
+    anchor = np.array([[0.1, 0.2, 0.9, 0.3, 0.0]], dtype=np.float32)
+    settings = MineNegativesParams(range_min=1, range_max=4)
+    dense = candidate_windows(["cherry"], anchor, vectors, texts, settings, 4)["cherry"]
+    assert dense.rows.tolist() == [3, 1, 0] and dense.ranks.tolist() == [1, 2, 3]
+    np.testing.assert_allclose(dense.scores, [0.3, 0.2, 0.1])
+    lexical = candidate_windows(["cherry"], anchor, vectors, texts, settings.model_copy(update={"retriever": "bm25"}), 4)
+    assert lexical["cherry"].rows.tolist() == [2]  # only rows 1 and 2 say cherry, tied: row 1 ranks first
+    np.testing.assert_allclose(lexical["cherry"].scores, [0.9])  # the window's scores are dense scores
+    fused = candidate_windows(["cherry"], anchor, vectors, texts, settings.model_copy(update={"retriever": "hybrid"}), 4)
+    # Dense ranks 2, 3, 1, 0; BM25 ranks 1, 2. Fused: 2 (1/61 + 1/62), 1 (1/63 + 1/61), 3 (1/62), 0 (1/64).
+    assert fused["cherry"].rows.tolist() == [1, 3, 0]
+
+
+def test_positive_vectors_reuse_stored_documents_and_encode_the_rest() -> None:
+    stored = StoredEmbeddings(np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32), ["a", "b"], {})
+    pairs = [TrainingPair("q", "text of b", "b", "title"), TrainingPair("g", "outside", "", "general")]
+    encoded = []
+    vectors = positive_vectors(pairs, stored, lambda texts: encoded.extend(texts) or np.array([[0.6, 0.8]]))
+    assert encoded == ["outside"]
+    np.testing.assert_allclose(vectors, [[0.0, 1.0], [0.6, 0.8]])
+
+
+def test_params_reject_bad_mining_settings(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    for section, text, message in [
+        ("mine_negatives", {"retriever": "sparse"}, "key 'mine_negatives.retriever'"),
+        ("mine_negatives", {"relative_margin": 1.5}, "key 'mine_negatives.relative_margin'"),
+        ("mine_negatives", {"range_min": 5, "range_max": 5}, "range_max (5) must be greater than range_min (5)"),
+        ("mine_negatives", {"cross_encodr": "x"}, "did you mean 'mine_negatives.cross_encoder'"),
+        ("rounds", {"extra": [3]}, "extra must be [] or [2], got [3]"),
+    ]:
+        path.write_text(yaml.safe_dump({section: text}))
+        with pytest.raises(PipelineError) as raised:
+            load_params(path)
+        assert message in str(raised.value)
+    path.write_text(yaml.safe_dump({"mine_negatives": {"max_score": None, "relative_margin": None}, "rounds": {"extra": [2]}}))
+    params = load_params(path)
+    assert params.rounds.extra == [2] and params.mine_negatives.relative_margin is None

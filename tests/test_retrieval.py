@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from stages.errors import PipelineError
+from stages.lexical import bm25_run, bm25_search
 from stages.retrieval import (
+    BYTES_PER_SCORE,
     StoredEmbeddings,
     encode,
     exact_search,
@@ -14,8 +17,10 @@ from stages.retrieval import (
     rank_corpus,
     reciprocal_rank_fusion,
     save_embeddings,
+    search_block_shape,
     to_run,
 )
+from stages.vector_search import search
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +214,108 @@ def test_encode_empty_input(tiny_model):
     vectors = encode(tiny_model, [], progress=False)
     assert vectors.shape == (0, 64)
     assert vectors.dtype == np.float32
+
+
+# --- memory-bounded search, FAISS, memory-mapped embeddings, BM25 ---------------------------------------------
+
+
+@pytest.mark.parametrize("query_batch_size", [1, 3, 4, 100])
+@pytest.mark.parametrize("chunk_size", [1, 6, 50])
+def test_query_batches_give_the_same_results(query_batch_size, chunk_size):
+    rng = np.random.default_rng(5)
+    queries = normalise_rows(rng.normal(size=(10, 8))).astype(np.float32)
+    corpus = normalise_rows(rng.normal(size=(40, 8))).astype(np.float32)
+    indices, scores = exact_search(queries, corpus, 7, chunk_size, query_batch_size)
+    expected_indices, expected_scores = brute_force(queries, corpus, 7)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(scores, expected_scores, atol=1e-5)
+
+
+@pytest.mark.parametrize("memory_mb", [1, 16, 1024])
+@pytest.mark.parametrize("n_queries, n_docs", [(10, 5), (100_000, 1_000_000), (3, 10_000_000), (5000, 2000)])
+def test_search_blocks_stay_within_the_memory_budget(memory_mb, n_queries, n_docs):
+    queries, docs = search_block_shape(memory_mb, n_queries, n_docs)
+    assert 1 <= queries <= n_queries and 1 <= docs <= n_docs
+    assert queries * docs * BYTES_PER_SCORE <= memory_mb * 2**20 or (queries, docs) == (n_queries, n_docs)
+    assert queries >= min(n_queries, 64)  # enough queries per block to keep the matrix product efficient
+
+
+def test_search_block_grows_with_the_budget_not_the_corpus():
+    assert search_block_shape(64, 1000, 10**6) == search_block_shape(64, 1000, 10**7)
+    assert search_block_shape(8, 100, 10**6)[1] < search_block_shape(64, 100, 10**6)[1]
+
+
+def test_search_exact_backend_matches_brute_force_under_a_tiny_budget():
+    rng = np.random.default_rng(8)
+    queries = normalise_rows(rng.normal(size=(70, 8))).astype(np.float32)
+    corpus = normalise_rows(rng.normal(size=(300, 8))).astype(np.float32)
+    indices, _ = search(queries, corpus, 12, backend="exact", memory_mb=1 / 64)  # blocks of 64 x 16
+    np.testing.assert_array_equal(indices, brute_force(queries, corpus, 12)[0])
+
+
+def test_faiss_flat_matches_exact_search_with_the_same_ties():
+    rng = np.random.default_rng(9)
+    queries = normalise_rows(rng.normal(size=(20, 16))).astype(np.float32)
+    corpus = normalise_rows(rng.normal(size=(200, 16))).astype(np.float32)
+    corpus[[150, 30, 90]] = queries[0]  # three identical best rows: ties go to the lower position
+    indices, scores = search(queries, corpus, 10, backend="faiss")
+    expected_indices, expected_scores = exact_search(queries, corpus, 10)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(scores, expected_scores, atol=1e-5)
+    assert indices[0, :3].tolist() == [30, 90, 150]
+
+
+def test_faiss_approximate_index_finds_valid_neighbours():
+    rng = np.random.default_rng(10)
+    corpus = normalise_rows(rng.normal(size=(500, 16))).astype(np.float32)
+    indices, scores = search(corpus[:5], corpus, 5, backend="faiss", faiss_index="IVF8,Flat", faiss_search_params="nprobe=8")
+    assert indices[:, 0].tolist() == [0, 1, 2, 3, 4]  # with every list probed, IVF is exact
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)
+
+
+@pytest.mark.parametrize("spec, params, message", [
+    ("Bogus", "", "mine_negatives.faiss_index 'Bogus' is not a FAISS index description: could not parse index string Bogus"),
+    ("IVF64,Flat", "", "mine_negatives.faiss_index 'IVF64,Flat' cannot be trained on 20 documents"),
+    ("Flat", "nprobe=3", "mine_negatives.faiss_search_params 'nprobe=3'"),
+])
+def test_faiss_settings_errors_name_the_key(spec, params, message):
+    corpus = normalise_rows(np.random.default_rng(0).normal(size=(20, 8))).astype(np.float32)
+    with pytest.raises(PipelineError) as raised:
+        search(corpus[:2], corpus, 3, backend="faiss", faiss_index=spec, faiss_search_params=params)
+    assert message in str(raised.value)
+
+
+def test_faiss_missing_is_a_clear_error(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_faiss(name, *args, **kwargs):
+        if name == "faiss":
+            raise ImportError("No module named 'faiss'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_faiss)
+    with pytest.raises(PipelineError, match=r"search_backend is 'faiss', but faiss is not installed; pip install"):
+        search(np.ones((1, 2), np.float32), np.ones((3, 2), np.float32), 2, backend="faiss")
+
+
+def test_memory_mapped_embeddings_read_the_same_vectors(tmp_path):
+    stored = StoredEmbeddings(np.arange(12, dtype=np.float32).reshape(4, 3), ["a", "b", "c", "d"], {"model": "m"})
+    save_embeddings(tmp_path / "e", stored)
+    mapped = load_embeddings(tmp_path / "e", memory_map=True)
+    assert isinstance(mapped.vectors, np.memmap)
+    np.testing.assert_array_equal(mapped.vectors, stored.vectors)
+    query = np.array([[0.0, 0.0, 1.0]], dtype=np.float32)
+    assert exact_search(query, mapped.vectors, 2, chunk_size=1)[0].tolist() == [[3, 2]]
+
+
+def test_bm25_search_orders_by_score_then_position_and_skips_non_matches():
+    texts = ["red apple", "green apple pie tart", "blue sky", "red apple"]
+    indices, scores = bm25_search(texts, ["apple", "nothing matches"], 4)
+    assert indices[0].tolist() == [0, 3, 1, -1]  # rows 0 and 3 tie: the lower first; row 2 has no "apple"
+    assert scores[0, 0] == scores[0, 1] > scores[0, 2] > 0 and scores[0, 3] == 0
+    assert indices[1].tolist() == [-1, -1, -1, -1]
+    assert bm25_search(texts, [], 3)[0].shape == (0, 3)
+    assert bm25_run(["a", "b", "c", "d"], texts, ["q"], ["apple"], 10) == {
+        "q": {"a": pytest.approx(float(scores[0, 0])), "d": pytest.approx(float(scores[0, 1])), "b": pytest.approx(float(scores[0, 2]))}}

@@ -1,0 +1,56 @@
+"""Cross-encoder rescoring of (query, document) pairs, each pair scored once, for the false-negative filter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sentence_transformers import CrossEncoder
+
+from stages.errors import PipelineError
+from stages.models import pick_device
+
+
+def load_cross_encoder(name: str, device: str = "auto", max_length: int | None = None,
+                       on_missing_gpu: str = "error") -> CrossEncoder:
+    """Load a sentence-transformers CrossEncoder by name or local path, never running code shipped with it.
+
+    Args:
+        name: a Hugging Face name or a local folder (``mine_negatives.cross_encoder``).
+        device: 'auto' or a torch device string.
+        max_length: tokens kept per (query, document) pair; None keeps the model's own limit.
+        on_missing_gpu: 'error' or 'cpu' when ``device`` names a GPU this machine lacks (``base.on_missing_gpu``).
+    """
+    if name.startswith((".", "/", "~")) and not Path(name).expanduser().exists():
+        raise PipelineError(f"params.yaml: mine_negatives.cross_encoder: path '{name}' does not exist")
+    try:
+        return CrossEncoder(name, device=pick_device(device, on_missing_gpu), max_length=max_length, trust_remote_code=False)
+    except (OSError, ValueError) as error:
+        raise PipelineError(f"params.yaml: mine_negatives.cross_encoder: could not load '{name}': {error}") from None
+
+
+class CachedPairScorer:
+    """Scores (query, document) pairs with a cross-encoder, remembering every score so no pair is scored twice.
+
+    Scores are the model's activated outputs: for a one-label cross-encoder, sentence-transformers applies a
+    sigmoid, so they lie in (0, 1). New pairs are scored in one sorted batch, so the result does not depend on
+    the order in which they are asked for.
+    """
+
+    def __init__(self, model: CrossEncoder, batch_size: int = 32, progress: bool = True):
+        self.model = model
+        self.batch_size = batch_size
+        self.progress = progress
+        self.cache: dict[tuple[str, str], float] = {}
+
+    def __call__(self, pairs: list[tuple[str, str]]) -> list[float]:
+        missing = sorted({pair for pair in pairs if pair not in self.cache})
+        if missing:
+            scores = self.model.predict(missing, batch_size=self.batch_size, convert_to_numpy=True,
+                                        show_progress_bar=self.progress and len(missing) > 10 * self.batch_size)
+            scores = np.asarray(scores, dtype=np.float32).reshape(len(missing), -1)
+            if scores.shape[1] != 1:
+                raise PipelineError(f"params.yaml: mine_negatives.cross_encoder gives {scores.shape[1]} scores per pair; "
+                                    "a relevance cross-encoder (one score per pair) is needed")
+            self.cache.update(zip(missing, (float(s) for s in scores[:, 0])))
+        return [self.cache[pair] for pair in pairs]

@@ -1,0 +1,78 @@
+"""Round 2 in dvc.yaml: off by default; `rounds.extra: [2]` adds `mine_negatives_round@2`, `train_round@2` and
+`evaluate_round@2`, which mine with round 1's fine-tuned model, train again and compare, leaving round 1 alone.
+
+Each test works on a private copy of the session's reproduced template (git history and DVC cache included),
+so the shared fixture stays as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_pipeline_e2e import METRIC_KEYS, run, set_params
+
+ROUND_STAGES = ["mine_negatives_round@2", "train_round@2", "evaluate_round@2"]
+
+
+def stages_ran(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+@pytest.fixture
+def round_repo(reproduced_pipeline, tmp_path: Path) -> Path:
+    copy = tmp_path / "project"
+    shutil.copytree(reproduced_pipeline[0], copy, symlinks=True)
+    assert stages_ran(run(["dvc", "repro"], copy).stdout) == []  # round 1 is complete and up to date
+    return copy
+
+
+def test_round_two_is_off_by_default(round_repo: Path) -> None:
+    assert yaml.safe_load((round_repo / "params.yaml").read_text())["rounds"]["extra"] == []
+    listed = run(["dvc", "stage", "list"], round_repo).stdout
+    assert "mine_negatives " in listed and "@2" not in listed
+
+
+def test_round_two_mines_with_round_one_model_and_evaluates_against_it(round_repo: Path) -> None:
+    set_params(round_repo, {"rounds": {"extra": [2]}})
+    listed = run(["dvc", "stage", "list"], round_repo).stdout
+    assert all(stage in listed for stage in ROUND_STAGES)
+    before = {path: (round_repo / path).read_bytes() for path in ("metrics/mine.json", "data/negatives/negatives.jsonl")}
+    assert stages_ran(run(["dvc", "repro", "mine_negatives_round@2"], round_repo).stdout) == ["mine_negatives_round@2"]
+    rows = [json.loads(line) for line in (round_repo / "data/round2/negatives/negatives.jsonl").read_text().splitlines()]
+    assert rows and all("negative_1" in row for row in rows)
+    assert json.loads((round_repo / "metrics/round2/mine.json").read_text())["pairs"] == len(rows)
+    assert "dense model `models/finetuned`" in (round_repo / "reviews/round2/mine_negatives.md").read_text()
+    assert {path: (round_repo / path).read_bytes() for path in before} == before  # round 1 untouched
+
+    # Evaluate round 2 with a stand-in for its model (round 1's, copied): every difference to round 1 is zero.
+    shutil.copytree(round_repo / "models/finetuned", round_repo / "models/round2")
+    run(["python", "-m", "stages.evaluate", "--round", "2"], round_repo)
+    report = json.loads((round_repo / "metrics/round2/evaluate.json").read_text())
+    assert report["round"] == 2
+    assert set(report["round1"]) == set(report["finetuned"]) == METRIC_KEYS
+    assert report["delta_finetuned_vs_round1"] == {key: 0.0 for key in METRIC_KEYS}
+    assert set(report["comparisons"]) == {"finetuned_vs_base", "finetuned_vs_bm25", "hybrid_vs_base", "finetuned_vs_round1"}
+    assert report["comparisons"]["finetuned_vs_round1"]["difference"] == 0.0
+    assert (round_repo / "data/embeddings/round2/vectors.npy").exists()
+    assert (round_repo / "plots/round2/recall_at_k.csv").read_text().startswith("k,base,finetuned,bm25,hybrid,round1")
+    assert json.loads((round_repo / "metrics/evaluate.json").read_text()).get("round") is None  # round 1's report untouched
+
+
+def test_enabling_round_two_runs_only_its_stages(round_repo: Path) -> None:
+    set_params(round_repo, {"rounds": {"extra": [2]}})
+    assert stages_ran(run(["dvc", "repro"], round_repo).stdout) == ROUND_STAGES
+    from sentence_transformers import SentenceTransformer
+
+    assert SentenceTransformer(str(round_repo / "models/round2"), device="cpu").encode(["hello"]).shape == (1, 64)
+    assert json.loads((round_repo / "metrics/round2/train.json").read_text())["steps"] > 0
+    report = json.loads((round_repo / "metrics/round2/evaluate.json").read_text())
+    assert {"finetuned_vs_base", "finetuned_vs_round1"} <= set(report["comparisons"])
+    assert stages_ran(run(["dvc", "repro"], round_repo).stdout) == []
+    set_params(round_repo, {"rounds": {"extra": []}})  # switching round 2 off again changes nothing of round 1
+    assert stages_ran(run(["dvc", "repro"], round_repo).stdout) == []
