@@ -34,7 +34,8 @@ CONFIGS: dict[str, dict] = {
     "plain": {
         "synthesize": {"labelled": True, "title_to_text": False, "sections": False, "first_sentence": False},
         "mine_negatives": {"num_negatives": 0},
-        "train": {"batch_size": 32, "epochs": 1, "learning_rate": 2.0e-5, "matryoshka_dims": [], "max_seq_length": 256},
+        "train": {"batch_size": 32, "epochs": 1, "learning_rate": 2.0e-5, "matryoshka_dims": [], "max_seq_length": 256,
+                  "keep_best": False, "early_stopping_patience": 0},
     },
     # The template's params.yaml as shipped.
     "default": {},
@@ -85,10 +86,40 @@ def measured(command: list[str], cwd: Path) -> dict:
     return stats
 
 
+def code_version() -> str:
+    """The template's commit, with '+changes' when the working tree differs from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no", "--", "stages", "dvc.yaml", "params.yaml") else "")
+
+
 def dataset_params(dataset: Path) -> dict:
     """The `data` section for a BEIR folder: qrels/ (train/test as given) or a single qrels.tsv."""
     qrels = "qrels" if (dataset / "qrels").is_dir() else "qrels.tsv"
     return {"dir": str(dataset.resolve()), "corpus": "corpus.jsonl", "queries": "queries.jsonl", "qrels": qrels}
+
+
+def apply_overrides(params: dict, overrides: dict) -> None:
+    """Merge ``{section: {key: value}}`` into ``params``; a nested dict merges into the section's own."""
+    for section, values in overrides.items():
+        for key, value in values.items():
+            if isinstance(value, dict) and isinstance(params[section].get(key), dict):
+                params[section][key].update(value)
+            else:
+                params[section][key] = value
+
+
+def parse_settings(settings: list[str]) -> dict:
+    """``["base.device=cuda", "train.batch_size=128"]`` as ``{section: {key: value}}`` (values read as YAML)."""
+    overrides: dict = {}
+    for setting in settings:
+        key, separator, value = setting.partition("=")
+        section, dot, name = key.partition(".")
+        if not separator or not dot:
+            raise SystemExit(f"--set expects section.key=value, got {setting!r}")
+        overrides.setdefault(section, {})[name] = yaml.safe_load(value)
+    return overrides
 
 
 def prepare(workdir: Path, dataset: Path, overrides: dict) -> None:
@@ -101,8 +132,7 @@ def prepare(workdir: Path, dataset: Path, overrides: dict) -> None:
     shutil.copytree(ROOT / "data" / "out_of_domain", workdir / "data" / "out_of_domain")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"] = dataset_params(dataset)
-    for section, values in overrides.items():
-        params[section].update(values)
+    apply_overrides(params, overrides)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
         subprocess.run(command, cwd=workdir, check=True)
@@ -112,17 +142,28 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def run_config(name: str, dataset: Path, workdir: Path, incremental: bool) -> dict:
-    """Run every stage of one configuration, then (optionally) the no-op and truncate-only reruns."""
+def run_config(name: str, dataset: Path, workdir: Path, incremental: bool, machine_settings: list[str]) -> dict:
+    """Run every stage of one configuration, then (optionally) the no-op and truncate-only reruns.
+
+    Args:
+        machine_settings: ``section.key=value`` params applied after the configuration's (a model path, a
+            device, a GPU batch size): they describe the machine, not the configuration.
+    """
     prepare(workdir, dataset, CONFIGS[name])
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    apply_overrides(params, parse_settings(machine_settings))
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     stages = {stage: measured(["dvc", "repro", "--single-item", stage], workdir) for stage in STAGES}
     result = {
         "config": name,
         "overrides": CONFIGS[name],
+        "machine_settings": machine_settings,
         "dataset": str(dataset),
         "machine": machine(),
         "date": datetime.date.today().isoformat(),
-        "command": f"python bench/run_pipeline.py --dataset {dataset} --configs {name}",
+        "code_version": code_version(),
+        "command": " ".join(["python bench/run_pipeline.py", f"--dataset {dataset} --configs {name}",
+                             *(f"--set {setting}" for setting in machine_settings)]),
         "stages": stages,
         "total_wall_s": round(sum(s["wall_s"] for s in stages.values()), 1),
         **{key: read_json(workdir / "metrics" / f"{key}.json") for key in ("evaluate", "train", "mine", "synthesize", "truncate")},
@@ -158,12 +199,18 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "work")
     parser.add_argument("--no-incremental", action="store_true", help="skip the no-op and truncate-only rerun timings")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="a params override for this machine, e.g. --set base.device=cuda (repeatable)")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results",
+                        help="where the <dataset>-<config>.json files go")
     args = parser.parse_args()
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     for name in args.configs:
         started = time.perf_counter()
-        result = run_config(name, args.dataset, args.workdir / f"{args.dataset.name}-{name}", not args.no_incremental)
-        out = ROOT / "bench" / "results" / f"{args.dataset.name}-{name}.json"
+        result = run_config(name, args.dataset, args.workdir / f"{args.dataset.name}-{name}", not args.no_incremental,
+                            args.settings)
+        args.results.mkdir(parents=True, exist_ok=True)
+        out = args.results / f"{args.dataset.name}-{name}.json"
         out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         print(f"{name}: {time.perf_counter() - started:.0f} s, nDCG@10 finetuned={result['evaluate'].get('finetuned', {}).get('ndcg@10')} -> {out}")
 
