@@ -131,7 +131,7 @@ def prepare(workdir: Path, dataset: Path, overrides: dict) -> None:
     shutil.copytree(ROOT / "stages", workdir / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "data" / "out_of_domain", workdir / "data" / "out_of_domain")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"] = dataset_params(dataset)
+    params["data"].update(dataset_params(dataset))
     apply_overrides(params, overrides)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
