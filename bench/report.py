@@ -55,6 +55,11 @@ Cell = Callable[[dict], "str | None"]
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def training_rows(train: dict) -> int:
+    """Rows the train stage trained on: `pairs` in current metrics/train.json, `train_rows` in older result files."""
+    return train.get("pairs", train.get("train_rows", 0))
+
+
 def load(name: str) -> Any:
     """The parsed result file ``bench/results/<name>``, or None when it does not exist."""
     path = RESULTS / name
@@ -180,7 +185,7 @@ def sample_section(run: dict) -> list[str]:
     lines = ["## The embedded sample (stdlib docstrings)", "",
              f"`{run['command']}` on {machine_line(run)}: **{run['wall_s'] / 60:.1f} min** wall time for the whole "
              f"pipeline, peak memory {run['peak_rss_mb'] / 1024:.1f} GB (the train stage); training "
-             f"{train['train_rows']:,} rows in {train['steps']} steps at {train['pairs_per_second']:.2f} pairs/s. "
+             f"{training_rows(train):,} rows in {train['steps']} steps at {train['pairs_per_second']:.2f} pairs/s. "
              f"{evaluate['test_queries']} test queries.", ""]
     lines += table(["system", *evaluate["base"]],
                    ([system, *(f"{evaluate[system][m]:.4f}" for m in evaluate["base"])] for system in ("base", "finetuned", "bm25", "hybrid")))
@@ -197,8 +202,12 @@ def sample_pairs_lines() -> list[str]:
     if not path.exists():
         return []
     synth = json.loads(path.read_text())
-    kept = ", ".join(f"{source} {count:,} of {synth['candidates'].get(source, count):,}" for source, count in synth["kept"].items())
-    dropped = ", ".join(f"{reason} {count:,}" for reason, count in synth.get("dropped", {}).items()) or "none"
+    if "sources" in synth:  # current metrics: per source, pairs in and kept
+        kept = ", ".join(f"{source} {counts['kept']:,} of {counts['in']:,}" for source, counts in synth["sources"].items()
+                         if counts["in"])
+    else:
+        kept = ", ".join(f"{source} {count:,} of {synth['candidates'].get(source, count):,}" for source, count in synth["kept"].items())
+    dropped = ", ".join(f"{reason} {count:,}" for reason, count in synth.get("dropped", {}).items() if count) or "none"
     return ["", f"Training pairs (`metrics/synthesize.json`), kept of the candidates per source: {kept}; dropped by "
             f"filter: {dropped}; {synth['total_pairs']:,} pairs in all."]
 
@@ -367,7 +376,7 @@ def speed_section(runs: dict[str, dict]) -> list[str]:
             for stage in stages]
     total = [f"**{runs[n]['total_wall_s'] / 60:.1f} min**" for n in names]
     rows.append(["whole pipeline", *total] + ([times(runs["default"]["total_wall_s"] / runs["plain"]["total_wall_s"])] if both else []))
-    pps = [f"{runs[n]['train'].get('pairs_per_second', 0):.2f} ({runs[n]['train'].get('train_rows', 0)} rows, "
+    pps = [f"{runs[n]['train'].get('pairs_per_second', 0):.2f} ({training_rows(runs[n]['train'])} rows, "
            f"{runs[n]['train'].get('steps', 0)} steps)" for n in names]
     rows.append(["training pairs / s", *pps]
                 + ([times(runs["default"]["train"]["pairs_per_second"] / runs["plain"]["train"]["pairs_per_second"])] if both else []))
