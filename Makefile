@@ -9,6 +9,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+# Test processes (pytest-xdist). Most of the suite's time is single-threaded (Python start-up, DVC, imports),
+# so two workers use two cores; each test module stays on one worker, sharing its fixtures.
+TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -31,7 +34,7 @@ browser:
 	.ci/install_browser.sh
 
 test: $(STAMP) browser
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 clean:
 	rm -rf $(VENV) .checkpoints
