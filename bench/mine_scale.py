@@ -264,14 +264,18 @@ def main() -> None:
         out.write_text(json.dumps(report, indent=2) + "\n")
 
     if args.sizes:
-        report["commands"]["encode_search_select"] = "python bench/mine_scale.py " + " ".join(sys.argv[1:])
-        rows = report["rows"] = []
+        command_line = "python bench/mine_scale.py " + " ".join(sys.argv[1:])
+        kept = [row for row in report.get("rows", []) if row["documents"] not in args.sizes]  # sizes measured before
+        previous = report["commands"].get("encode_search_select")
+        report["commands"]["encode_search_select"] = f"{previous}; then {command_line}" if kept and previous else command_line
+        rows = report["rows"] = kept
         for size in args.sizes:
             command = [sys.executable, __file__, "--one", str(size), "--queries", str(args.queries), "--corpus", str(args.corpus),
                        "--max-seq-length", str(args.max_seq_length), "--search-memory-mb", str(args.search_memory_mb),
                        "--plain-up-to", str(args.plain_up_to)]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             rows.append(json.loads(output.strip().splitlines()[-1]))
+            rows.sort(key=lambda row: row["documents"])
             print(json.dumps(rows[-1]), flush=True)
             save()
     if args.machinery_sizes:
