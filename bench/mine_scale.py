@@ -274,9 +274,10 @@ def main() -> None:
                        "--max-seq-length", str(args.max_seq_length), "--search-memory-mb", str(args.search_memory_mb),
                        "--plain-up-to", str(args.plain_up_to)]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            rows.append(json.loads(output.strip().splitlines()[-1]))
-            rows.sort(key=lambda row: row["documents"])
-            print(json.dumps(rows[-1]), flush=True)
+            row = json.loads(output.strip().splitlines()[-1])
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+            rows.sort(key=lambda measured_row: measured_row["documents"])
             save()
     if args.machinery_sizes:
         report["commands"]["machinery"] = "python bench/mine_scale.py " + " ".join(sys.argv[1:])
