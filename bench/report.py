@@ -276,13 +276,15 @@ def run_list(runs: dict[str, dict]) -> list[str]:
     """The command, date and params overrides of each configuration's run (the machine once if they share one)."""
     machines = {machine_line(r, with_date=False) for r in runs.values()}
     shared = len(machines) == 1
-    lines = ["Commands (one run each" + (f", on {machines.pop()}" if shared else "") + "; the result files do not "
-             "record the commit, so runs of different dates may come from different code versions):", ""]
+    lines = ["Commands (one run each" + (f", on {machines.pop()}" if shared else "") + "; the template's commit where "
+             "the result file records it: a run without one predates the current code):", ""]
     for name in ordered_configs(runs):
         run = runs[name]
         overrides = [f"`{section}.{key}={value}`" for section, values in run.get("overrides", {}).items() for key, value in values.items()]
         where = run.get("date", "date not recorded") if shared else machine_line(run)
-        lines.append(f"- `{run['command']}` ({where})" + ("; overrides of `params.yaml`: " + ", ".join(overrides) if overrides else ""))
+        where += f", code {run['code_version']}" if "code_version" in run else ", commit not recorded"
+        lines.append(f"- `{run['command']}` ({where})" + ("; overrides of `params.yaml`: " + ", ".join(overrides) if overrides else "")
+                     + (f". Note: {run['note']}" if "note" in run else ""))
     return lines
 
 
