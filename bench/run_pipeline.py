@@ -122,8 +122,13 @@ def parse_settings(settings: list[str]) -> dict:
     return overrides
 
 
-def prepare(workdir: Path, dataset: Path, overrides: dict) -> None:
-    """A fresh repo holding the template's pipeline with params for this dataset and configuration."""
+def prepare(workdir: Path, dataset: Path, *overrides: dict) -> None:
+    """A fresh repo holding the template's pipeline with params for this dataset and configuration.
+
+    Args:
+        overrides: ``{section: {key: value}}`` params changes, applied in order (the configuration's, then the
+            machine's).
+    """
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
@@ -132,7 +137,8 @@ def prepare(workdir: Path, dataset: Path, overrides: dict) -> None:
     shutil.copytree(ROOT / "data" / "out_of_domain", workdir / "data" / "out_of_domain")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"].update(dataset_params(dataset))
-    apply_overrides(params, overrides)
+    for changes in overrides:
+        apply_overrides(params, changes)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
         subprocess.run(command, cwd=workdir, check=True)
@@ -149,10 +155,7 @@ def run_config(name: str, dataset: Path, workdir: Path, incremental: bool, machi
         machine_settings: ``section.key=value`` params applied after the configuration's (a model path, a
             device, a GPU batch size): they describe the machine, not the configuration.
     """
-    prepare(workdir, dataset, CONFIGS[name])
-    params = yaml.safe_load((workdir / "params.yaml").read_text())
-    apply_overrides(params, parse_settings(machine_settings))
-    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    prepare(workdir, dataset, CONFIGS[name], parse_settings(machine_settings))
     stages = {stage: measured(["dvc", "repro", "--single-item", stage], workdir) for stage in STAGES}
     result = {
         "config": name,

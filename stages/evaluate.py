@@ -92,14 +92,19 @@ def recall_curve(qrels, runs: dict[str, Run], depth: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluation_report(per_query: dict[str, dict[str, dict[str, float]]], settings: EvaluateParams, seed: int) -> dict:
-    """Means per system, fine-tuned minus base, paired comparisons on the headline metric, and the verdict."""
+def evaluation_report(per_query: dict[str, dict[str, dict[str, float]]], settings: EvaluateParams, seed: int,
+                      pairs: tuple[tuple[str, str], ...] = COMPARISONS) -> dict:
+    """Means per system, fine-tuned minus base, paired comparisons on the headline metric, and the verdict.
+
+    Args:
+        pairs: the (new, old) systems compared with the paired bootstrap and randomisation test.
+    """
     means = {name: mean_metrics(rows) for name, rows in per_query.items()}
     query_ids = sorted(per_query["base"])
     scores = {name: np.array([rows[q][settings.headline] for q in query_ids]) for name, rows in per_query.items()}
     comparisons = {
         f"{new}_vs_{old}": compare_systems(scores[new], scores[old], settings.bootstrap_resamples, seed)
-        for new, old in COMPARISONS
+        for new, old in pairs
     }
     verdict = decide_verdict(comparisons["finetuned_vs_base"], means["base"][settings.headline], settings)
     return {"test_queries": len(query_ids), **means, "delta_finetuned_vs_base": metric_deltas(means["finetuned"], means["base"]),
@@ -162,12 +167,9 @@ def main(argv: list[str] | None = None) -> None:
                   + ", ".join(f"{k} {v:.3f}" for k, v in report["agreement_at_10"].items()))
         else:
             per_query = {name: per_query_metrics(qrels, run, settings.measures()) for name, run in runs.items()}
-            report = {"corpus_documents": len(corpus), **evaluation_report(per_query, settings, base.seed)}
+            pairs = COMPARISONS + ((("finetuned", previous),) if previous else ())
+            report = {"corpus_documents": len(corpus), **evaluation_report(per_query, settings, base.seed, pairs)}
             if previous:
-                headline = {name: np.array([per_query[name][q][settings.headline] for q in sorted(per_query[name])])
-                            for name in ("finetuned", previous)}
-                report["comparisons"][f"finetuned_vs_{previous}"] = compare_systems(
-                    headline["finetuned"], headline[previous], settings.bootstrap_resamples, base.seed)
                 report[f"delta_finetuned_vs_{previous}"] = metric_deltas(report["finetuned"], report[previous])
             anchors = sorted({row["anchor"] for row in read_records(PAIRS_DIR / "pairs.jsonl")})
             anchor_vectors = encode(finetuned, anchors, base.query_prompt, base.encode_batch_size, progress=False)

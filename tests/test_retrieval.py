@@ -36,12 +36,17 @@ def brute_force(queries: np.ndarray, corpus: np.ndarray, top_k: int) -> tuple[np
     return order, np.take_along_axis(scores, order, axis=1)
 
 
+def unit_vectors(rng: np.random.Generator, rows: int, dim: int) -> np.ndarray:
+    """``rows`` random float32 vectors of length 1, as the stages store embeddings."""
+    return normalise_rows(rng.normal(size=(rows, dim))).astype(np.float32)
+
+
 @pytest.mark.parametrize("chunk_size", [7, 1, 50, 10_000])
 @pytest.mark.parametrize("top_k", [1, 5, 20])
 def test_exact_search_matches_brute_force(chunk_size, top_k):
     rng = np.random.default_rng(1234)
-    queries = normalise_rows(rng.normal(size=(9, 16))).astype(np.float32)
-    corpus = normalise_rows(rng.normal(size=(50, 16))).astype(np.float32)
+    queries = unit_vectors(rng, 9, 16)
+    corpus = unit_vectors(rng, 50, 16)
     indices, scores = exact_search(queries, corpus, top_k, chunk_size)
     expected_indices, expected_scores = brute_force(queries, corpus, top_k)
     assert indices.shape == scores.shape == (9, top_k)
@@ -223,8 +228,8 @@ def test_encode_empty_input(tiny_model):
 @pytest.mark.parametrize("chunk_size", [1, 6, 50])
 def test_query_batches_give_the_same_results(query_batch_size, chunk_size):
     rng = np.random.default_rng(5)
-    queries = normalise_rows(rng.normal(size=(10, 8))).astype(np.float32)
-    corpus = normalise_rows(rng.normal(size=(40, 8))).astype(np.float32)
+    queries = unit_vectors(rng, 10, 8)
+    corpus = unit_vectors(rng, 40, 8)
     indices, scores = exact_search(queries, corpus, 7, chunk_size, query_batch_size)
     expected_indices, expected_scores = brute_force(queries, corpus, 7)
     np.testing.assert_array_equal(indices, expected_indices)
@@ -247,16 +252,16 @@ def test_search_block_grows_with_the_budget_not_the_corpus():
 
 def test_search_exact_backend_matches_brute_force_under_a_tiny_budget():
     rng = np.random.default_rng(8)
-    queries = normalise_rows(rng.normal(size=(70, 8))).astype(np.float32)
-    corpus = normalise_rows(rng.normal(size=(300, 8))).astype(np.float32)
+    queries = unit_vectors(rng, 70, 8)
+    corpus = unit_vectors(rng, 300, 8)
     indices, _ = search(queries, corpus, 12, backend="exact", memory_mb=1 / 64)  # blocks of 64 x 16
     np.testing.assert_array_equal(indices, brute_force(queries, corpus, 12)[0])
 
 
 def test_faiss_flat_matches_exact_search_with_the_same_ties():
     rng = np.random.default_rng(9)
-    queries = normalise_rows(rng.normal(size=(20, 16))).astype(np.float32)
-    corpus = normalise_rows(rng.normal(size=(200, 16))).astype(np.float32)
+    queries = unit_vectors(rng, 20, 16)
+    corpus = unit_vectors(rng, 200, 16)
     corpus[[150, 30, 90]] = queries[0]  # three identical best rows: ties go to the lower position
     indices, scores = search(queries, corpus, 10, backend="faiss")
     expected_indices, expected_scores = exact_search(queries, corpus, 10)
@@ -267,7 +272,7 @@ def test_faiss_flat_matches_exact_search_with_the_same_ties():
 
 def test_faiss_approximate_index_finds_valid_neighbours():
     rng = np.random.default_rng(10)
-    corpus = normalise_rows(rng.normal(size=(500, 16))).astype(np.float32)
+    corpus = unit_vectors(rng, 500, 16)
     indices, scores = search(corpus[:5], corpus, 5, backend="faiss", faiss_index="IVF8,Flat", faiss_search_params="nprobe=8")
     assert indices[:, 0].tolist() == [0, 1, 2, 3, 4]  # with every list probed, IVF is exact
     assert np.all(np.diff(scores, axis=1) <= 1e-6)
