@@ -8,30 +8,25 @@ window are counted and reported (``metrics/embed.json``), never truncated silent
 
 from __future__ import annotations
 
-from stages.atomic import write_json_atomic
-from stages.data_io import read_corpus
-from stages.errors import run_stage
-from stages.models import load_model_with
-from stages.params import load_params
-from stages.paths import BASE_EMBEDDINGS_DIR, CORPUS_FILE, METRICS_DIR
-from stages.retrieval import corpus_embeddings, save_embeddings
-from stages.truncation import count_over_window, truncation_warning
+from embedft.config import load_machine, load_params
+from embedft.core import read_corpus, run_stage, write_json_atomic
+from embedft.core.artifacts import BASE_EMBEDDINGS_DIR, CORPUS_FILE, EMBED_METRICS
+from embedft.encoding import corpus_embeddings, count_over_window, load_model_with, save_embeddings, truncation_warning
 
 
 def main() -> None:
-    params = load_params()
+    params, machine = load_params(), load_machine()
     base = params.base
     corpus = read_corpus(CORPUS_FILE)
-    model = load_model_with(base)
+    model = load_model_with(base, machine)
     texts = [doc.full_text for doc in corpus.values()]
     truncated = count_over_window(model, texts, base.document_prompt)
-    warning = truncation_warning("documents", truncated, len(texts), model.max_seq_length, "base.max_seq_length")
-    if warning:
-        print(f"embed_corpus: {warning}")
-    stored = corpus_embeddings(model, base.model, corpus, base)
+    if warning := truncation_warning("documents", truncated, len(texts), model.max_seq_length, "base.max_seq_length"):
+        print(f"embed_corpus: warning: {warning}")
+    stored = corpus_embeddings(model, base.model, corpus, base, machine.encode_batch_size)
     save_embeddings(BASE_EMBEDDINGS_DIR, stored)
-    write_json_atomic(METRICS_DIR / "embed.json", {"documents": len(texts), "dimension": int(stored.vectors.shape[1]),
-                                                  "max_seq_length": model.max_seq_length, "truncated_documents": truncated})
+    write_json_atomic(EMBED_METRICS, {"documents": len(texts), "dimension": int(stored.vectors.shape[1]),
+                                      "max_seq_length": model.max_seq_length, "truncated_documents": truncated})
     print(f"embed_corpus: {stored.vectors.shape[0]} documents x {stored.vectors.shape[1]} dims -> {BASE_EMBEDDINGS_DIR}")
 
 

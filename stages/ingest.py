@@ -5,24 +5,17 @@ validated once (ids, fields, encoding) and each stage sees the same documents in
 
 ``data.corpus`` names either a ``corpus.jsonl`` (passed through unchanged: qrels refer to its ids) or a
 folder of .md/.html/.rst/.txt documents, which are parsed and cut into passages as the ``ingest`` params say
-(stages/documents.py).
+(embedft/corpus/documents.py).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from stages.atomic import atomic_path, write_json_atomic, write_jsonl
-from stages.data_io import Document, read_corpus
-from stages.documents import read_document_folder
-from stages.errors import run_stage
-from stages.params import IngestParams, load_params
-from stages.paths import CORPUS_FILE, METRICS_DIR, source_corpus_path
-
-
-def corpus_rows(corpus: dict[str, Document]) -> list[dict[str, str]]:
-    """The documents as ``{_id, title, text}`` rows, in corpus order (embeddings are stored in this order)."""
-    return [{"_id": doc.id, "title": doc.title, "text": doc.text} for doc in corpus.values()]
+from embedft.config import IngestParams, load_params
+from embedft.core import Document, atomic_path, read_corpus, run_stage, write_corpus, write_json_atomic
+from embedft.core.artifacts import CORPUS_DIR, CORPUS_FILE, INGEST_METRICS
+from embedft.corpus import read_document_folder
 
 
 def ingest_corpus(source: Path, settings: IngestParams) -> tuple[dict[str, Document], dict]:
@@ -39,11 +32,11 @@ def ingest_corpus(source: Path, settings: IngestParams) -> tuple[dict[str, Docum
 
 def main() -> None:
     params = load_params()
-    source = source_corpus_path(params.data)
+    source = params.data.corpus_path
     corpus, report = ingest_corpus(source, params.ingest)
-    with atomic_path(CORPUS_FILE.parent, is_dir=True) as out:
-        write_jsonl(out / CORPUS_FILE.name, corpus_rows(corpus))
-    write_json_atomic(METRICS_DIR / "ingest.json", report)
+    with atomic_path(CORPUS_DIR, is_dir=True) as out:
+        write_corpus(out / CORPUS_FILE.name, corpus)
+    write_json_atomic(INGEST_METRICS, report)
     print(f"ingest: {len(corpus)} documents from {source} -> {CORPUS_FILE}")
 
 

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
-from stages.atomic import atomic_path, write_jsonl
-from stages.data_io import Qrels, read_corpus, read_qrels, read_queries, relevant, write_qrels
-from stages.errors import PipelineError, run_stage
-from stages.params import DataParams, SplitParams, load_params
-from stages.paths import CORPUS_FILE, SPLIT_DIR, SPLIT_NAMES
+from embedft.config import DataParams, SplitParams, load_params
+from embedft.core import PipelineError, Qrels, atomic_path, read_corpus, read_qrels, read_queries, relevant, run_stage, write_split
+from embedft.core.artifacts import CORPUS_FILE, SPLIT_DIR, SPLIT_NAMES
 
 
 def split_query_ids(query_ids: list[str], split: SplitParams, seed: int) -> dict[str, list[str]]:
@@ -44,7 +41,7 @@ def split_labelled(
 
     A folder without dev.tsv gets its dev split cut from train.tsv in the ratio of the dev and train fractions.
     """
-    qrels_path = Path(data.dir) / data.qrels
+    qrels_path = data.qrels_path
     if qrels_path.is_dir():
         given = {
             name: relevant(read_qrels(qrels_path / f"{name}.tsv", queries, corpus_ids))
@@ -75,7 +72,7 @@ def main() -> None:
     params = load_params()
     data = params.data
     corpus = read_corpus(CORPUS_FILE)
-    queries_path, qrels_path = Path(data.dir) / data.queries, Path(data.dir) / data.qrels
+    queries_path, qrels_path = data.queries_path, data.qrels_path
     queries: dict[str, str] = read_queries(queries_path) if queries_path.exists() else {}
     unjudged: list[str] = []
     if not qrels_path.exists():
@@ -91,10 +88,8 @@ def main() -> None:
         splits = split_labelled(data, params.split, params.base.seed, set(corpus), queries)
     with atomic_path(SPLIT_DIR, is_dir=True) as out:
         for name, qrels in splits.items():
-            (out / name).mkdir()
             ids = unjudged if name == "test" and unjudged else sorted(qrels)
-            write_jsonl(out / name / "queries.jsonl", [{"_id": q, "text": queries[q]} for q in ids])
-            write_qrels(out / name / "qrels.tsv", qrels)
+            write_split(out / name, {q: queries[q] for q in ids}, qrels)
     counts = {name: len(qrels) for name, qrels in splits.items()}
     print(f"split: {len(corpus)} documents; judged queries per split {json.dumps(counts)}")
 

@@ -3,201 +3,32 @@
 Sources (each switched in params.yaml, all combinable, each pair tagged with its source): the train split's
 labelled queries; the corpus structure (title -> text, heading -> section, first sentence -> rest); search
 logs; queries written by an LLM behind an OpenAI-compatible endpoint; queries sampled from a local seq2seq
-model; and, optionally, general-domain pairs mixed in to limit forgetting.
+model; and, optionally, general-domain pairs mixed in to limit forgetting (embedft/pairs/synthesis.py).
 
-Quality control (stages/pair_filters.py): leakage guard against dev/test queries, minimum lengths, n-gram copy
+Quality control (embedft/pairs/filters.py): leakage guard against dev/test queries, minimum lengths, n-gram copy
 filter, normalise-and-deduplicate, the base model's round-trip check (reusing data/embeddings/base), a
 per-source cap. Writes data/pairs/pairs.jsonl, metrics/synthesize.json and the review file reviews/synthesize.md.
 """
 
 from __future__ import annotations
 
-import random
 from collections import Counter
-from collections.abc import Callable
-from pathlib import Path
 
-from stages.atomic import atomic_path, write_json_atomic, write_jsonl, write_text_atomic
-from stages.corpus_structure import Pair, first_sentence_pairs, section_pairs, title_pairs
-from stages.data_io import Document, Qrels, read_corpus, read_jsonl, read_split
-from stages.errors import PipelineError, run_stage
-from stages.llm_queries import LlmReport, api_key_from_env, llm_queries
-from stages.local_queries import generate_local_queries
-from stages.pair_filters import (
-    DROP_REASONS, Dropped, FilterResult, cap_per_source, copy_filter, deduplicate, held_out_index, leakage_filter,
-    length_filter, round_trip_filter, sample_general, source_report,
-)
-from stages.pair_review import review_markdown
-from stages.params import BaseParams, Params, SynthesizeParams, load_params
-from stages.paths import BASE_EMBEDDINGS_DIR, CORPUS_FILE, METRICS_DIR, PAIRS_DIR, SPLIT_DIR
-from stages.search_logs import SearchLogReport, describe_unknown, search_log_pairs
-
-STRUCTURE_SOURCES = ("title", "section", "first_sentence")
-LOCAL_COUNT_KEYS = ("passages", "queries", "empty_or_repeated", "gpu")
-REVIEW_FILE = Path("reviews/synthesize.md")
-"""A sample of kept and dropped pairs for people to read; git-tracked, so it shows in pull requests."""
-RoundTrip = Callable[[list[Pair]], FilterResult]
-
-
-def labelled_pairs(queries: dict[str, str], qrels: Qrels, corpus: dict[str, Document]) -> list[Pair]:
-    """(query, relevant document) for each positive judgement of the train split."""
-    return [
-        Pair(queries[query_id], corpus[doc_id].full_text, doc_id, "labelled")
-        for query_id in sorted(qrels)
-        for doc_id in sorted(qrels[query_id])
-        if qrels[query_id][doc_id] > 0
-    ]
-
-
-def generation_passages(corpus: dict[str, Document], limit: int, min_chars: int, seed: int, max_chars: int | None = None) -> dict[str, str]:
-    """The passages to write queries for: a seeded sample of at most ``limit`` documents (0 = all) with at
-    least ``min_chars`` characters, as id -> title and text (cut to ``max_chars``)."""
-    eligible = sorted(doc_id for doc_id, doc in corpus.items() if len(doc.full_text.strip()) >= min_chars)
-    if limit and len(eligible) > limit:
-        eligible = sorted(random.Random(seed).sample(eligible, limit))
-    return {doc_id: corpus[doc_id].full_text[:max_chars] for doc_id in eligible}
-
-
-def query_pairs(queries: dict[str, list[str]], corpus: dict[str, Document], source: str) -> list[Pair]:
-    """One pair per generated query, its positive the document it was written for."""
-    return [Pair(query, corpus[doc_id].full_text, doc_id, source) for doc_id in sorted(queries) for query in queries[doc_id]]
-
-
-def read_general_pairs(path: Path) -> list[Pair]:
-    """General-domain pairs from a JSON-lines file of {anchor, positive}; they name no corpus document."""
-    return [Pair(row["anchor"], row["positive"], "", "general") for _, row in read_jsonl(path, required=("anchor", "positive"))]
-
-
-def domain_candidates(corpus: dict[str, Document], train: tuple[dict[str, str], Qrels], settings: SynthesizeParams) -> list[Pair]:
-    """Pairs from the labelled train queries and the corpus structure, as enabled."""
-    candidates: list[Pair] = []
-    if settings.labelled:
-        candidates += labelled_pairs(*train, corpus)
-    if settings.title_to_text:
-        candidates += title_pairs(corpus)
-    if settings.sections:
-        candidates += section_pairs(corpus)
-    if settings.first_sentence:
-        candidates += first_sentence_pairs(corpus)
-    return candidates
-
-
-def synthesize_pairs(
-    candidates: list[Pair],
-    general: list[Pair],
-    held_out: dict[str, tuple[str, str, str]],
-    settings: SynthesizeParams,
-    seed: int,
-    round_trip: RoundTrip | None = None,
-) -> tuple[list[Pair], list[Dropped], dict]:
-    """Run every quality filter and mix in general-domain pairs.
-
-    Args:
-        candidates: in-domain pairs from all sources.
-        general: general-domain pairs (positive_id '').
-        held_out: dev/test queries, from :func:`held_out_index`.
-        settings: the filters' thresholds, the cap, the general share.
-        seed: seeds the cap's and the general mix's samples.
-        round_trip: the round-trip filter over the base model (None: no pair is checked).
-
-    Returns:
-        the kept pairs (sorted), the dropped ones with reasons, and the per-source counts.
-    """
-    quality = settings.quality
-    steps: list[Callable[[list[Pair]], FilterResult]] = [
-        lambda pairs: leakage_filter(pairs, held_out),
-        lambda pairs: length_filter(pairs, quality.min_anchor_chars, quality.min_positive_chars),
-        lambda pairs: copy_filter(pairs, quality.copy_ngram, quality.max_copy_overlap, quality.copy_filter_sources),
-        deduplicate,
-    ]
-    dropped: list[Dropped] = []
-    kept_domain, kept_general = candidates, general
-    for step in steps:
-        kept_domain, removed = step(kept_domain)
-        kept_general, removed_general = step(kept_general)
-        dropped += removed + removed_general
-    for step in (round_trip or (lambda pairs: (pairs, [])),
-                 lambda pairs: cap_per_source(pairs, settings.max_structure_pairs_per_source, seed, STRUCTURE_SOURCES)):
-        kept_domain, removed = step(kept_domain)
-        dropped += removed
-    kept_general, removed = sample_general(kept_general, len(kept_domain), settings.general_mix.fraction, seed)
-    dropped += removed
-    kept = sorted(kept_domain + kept_general, key=lambda p: (p.source, p.anchor, p.positive_id, p.positive))
-    report = source_report(candidates + general, kept, dropped)
-    return kept, dropped, report
-
-
-def base_model_round_trip(base: BaseParams, settings: SynthesizeParams, corpus: dict[str, Document]) -> RoundTrip:
-    """The round-trip filter with the base model; it loads the model and stored embeddings only if a pair needs it."""
-
-    def run(pairs: list[Pair]) -> FilterResult:
-        if not any(p.source in settings.quality.round_trip_sources for p in pairs):
-            return pairs, []
-        # Imported here: torch takes seconds to load, and most runs have nothing to check.
-        from stages.models import load_model_with
-        from stages.retrieval import encode, load_embeddings
-
-        stored = load_embeddings(BASE_EMBEDDINGS_DIR, corpus)
-        if stored.info.get("model") != base.model:
-            raise PipelineError(f"{BASE_EMBEDDINGS_DIR} holds embeddings of '{stored.info.get('model')}', not base.model "
-                                f"'{base.model}'; run `dvc repro` (embed_corpus runs first)")
-        model = load_model_with(base)
-        return round_trip_filter(
-            pairs, settings.quality.round_trip_sources, settings.quality.round_trip_k,
-            lambda texts: encode(model, texts, base.query_prompt, base.encode_batch_size), stored.vectors, stored.doc_ids,
-            base.search_chunk_size,
-        )
-
-    return run
-
-
-def gather_candidates(params: Params, corpus: dict[str, Document], train: tuple[dict[str, str], Qrels]) -> tuple[list[Pair], list[Pair], dict]:
-    """Every enabled source's candidates: (in-domain pairs, general-domain pairs, per-source counts for the metrics)."""
-    settings, data = params.synthesize, params.data
-    if settings.llm.enabled:
-        api_key_from_env(settings.llm)  # a missing key fails now, not after the slower sources
-    candidates = domain_candidates(corpus, train, settings)
-    log_report = SearchLogReport()
-    if settings.search_log.enabled:
-        location = Path(data.dir) / data.search_logs
-        log_pairs, log_report = search_log_pairs(location, corpus, settings.search_log)
-        candidates += log_pairs
-        if describe_unknown(log_report, location):
-            print(describe_unknown(log_report, location))
-    llm_counts = dict(LlmReport().counts)
-    if settings.llm.enabled:
-        llm = settings.llm
-        passages = generation_passages(corpus, llm.max_passages, settings.quality.min_positive_chars, params.base.seed, llm.max_passage_chars)
-        written, llm_counts = llm_queries(passages, llm, llm.cache)
-        candidates += query_pairs({d: [q for _, q in qs] for d, qs in written.items()}, corpus, "llm")
-        if llm_counts["unparseable_replies"]:
-            print(f"synthesize: {llm_counts['unparseable_replies']} LLM replies held no readable queries; their passages were skipped")
-    local_counts = dict.fromkeys(LOCAL_COUNT_KEYS, 0)
-    if settings.local_generator.enabled:
-        local = settings.local_generator
-        passages = generation_passages(corpus, local.max_passages, settings.quality.min_positive_chars, params.base.seed)
-        generated, local_counts = generate_local_queries(passages, local, params.base.seed, params.base.device,
-                                                         trust_remote_code=params.base.trust_remote_code,
-                                                         on_missing_gpu=params.base.on_missing_gpu)
-        candidates += query_pairs(generated, corpus, "generated")
-    general: list[Pair] = []
-    if settings.general_mix.fraction > 0:
-        path = Path(data.dir) / data.general_pairs
-        if not path.is_file():
-            raise PipelineError(f"synthesize.general_mix.fraction is {settings.general_mix.fraction:g}, but {path} "
-                                "(data.general_pairs) is not a file")
-        general = read_general_pairs(path)
-    return candidates, general, {"search_log": log_report.as_metrics(), "llm": llm_counts, "generated": local_counts}
+from embedft.config import load_machine, load_params
+from embedft.core import PipelineError, read_corpus, read_split, run_stage, write_json_atomic, write_pairs, write_text_atomic
+from embedft.core.artifacts import CORPUS_FILE, PAIRS_DIR, SPLIT_DIR, SYNTHESIZE_METRICS, SYNTHESIZE_REVIEW
+from embedft.pairs import (DROP_REASONS, base_model_round_trip, gather_candidates, held_out_index, review_markdown,
+                           synthesize_pairs)
 
 
 def main() -> None:
-    params = load_params()
+    params, machine = load_params(), load_machine()
     settings = params.synthesize
     corpus = read_corpus(CORPUS_FILE)
     train = read_split(SPLIT_DIR / "train")
     held_out = held_out_index({name: read_split(SPLIT_DIR / name)[0] for name in ("dev", "test")})
-    candidates, general, source_counts = gather_candidates(params, corpus, train)
-    round_trip = base_model_round_trip(params.base, settings, corpus)
+    candidates, general, source_counts = gather_candidates(params, machine, corpus, train)
+    round_trip = base_model_round_trip(params.base, machine, settings, corpus)
     pairs, dropped, per_source = synthesize_pairs(candidates, general, held_out, settings, params.base.seed, round_trip)
     if not pairs:
         raise PipelineError("synthesize: no training pairs: enable a source in params.yaml `synthesize` or add labelled queries")
@@ -209,13 +40,13 @@ def main() -> None:
         "leakage_removed": reasons["leakage"],
         **source_counts,
     }
-    with atomic_path(PAIRS_DIR, is_dir=True) as out:
-        write_jsonl(out / "pairs.jsonl", [p.as_row() for p in pairs])
-    write_text_atomic(REVIEW_FILE, review_markdown(pairs, dropped, settings.review.kept, settings.review.dropped, params.base.seed))
-    write_json_atomic(METRICS_DIR / "synthesize.json", report)
+    write_pairs(PAIRS_DIR, pairs)
+    write_text_atomic(SYNTHESIZE_REVIEW, review_markdown(pairs, dropped, settings.review.kept, settings.review.dropped,
+                                                         params.base.seed))
+    write_json_atomic(SYNTHESIZE_METRICS, report)
     kept = ", ".join(f"{s} {c['kept']}/{c['in']}" for s, c in per_source.items() if c["in"])
     print(f"synthesize: {len(pairs)} pairs (kept/in: {kept}); dropped {dict(sorted((r, n) for r, n in reasons.items()))}; "
-          f"review sample in {REVIEW_FILE}")
+          f"review sample in {SYNTHESIZE_REVIEW}")
 
 
 if __name__ == "__main__":

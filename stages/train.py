@@ -2,7 +2,7 @@
 MatryoshkaLoss by default), watching the dev split.
 
 ``python -m stages.train [--round N]`` reads round N's mined rows (``negatives.jsonl``, or ``scored.jsonl`` for
-the losses that learn from teacher scores; see stages/train_data.py), evaluates on the dev split every
+the losses that learn from teacher scores; see embedft/config/losses.py), evaluates on the dev split every
 `train.eval_steps` while checkpointing to ``.checkpoints/`` (outside the DVC output), keeps the checkpoint
 with the best dev nDCG@10 and stops early when it stops improving. The model is saved atomically, with its
 prompts and model card; the curves (loss, learning rate, dev metrics) go to ``plots/train/`` in dvclive's
@@ -19,15 +19,11 @@ import shutil
 
 from sentence_transformers import SentenceTransformer
 
-from stages import distributed
-from stages.atomic import atomic_path, write_json_atomic
-from stages.errors import run_stage
-from stages.fine_tune import fine_tune
-from stages.model_card import CardFacts, write_model_card
-from stages.params import load_params
-from stages.paths import CORPUS_FILE, SPLIT_DIR, RoundPaths, parse_round
-from stages.train_data import build_training_set, check_settings, score_warning
-from stages.train_monitor import TrainingCurves, load_dev_set
+from embedft.config import load_machine, load_params
+from embedft.core import artifacts, atomic_path, run_stage, write_json_atomic
+from embedft.core.artifacts import CORPUS_FILE, SPLIT_DIR, RoundPaths
+from embedft.training import (CardFacts, TrainingCurves, build_training_set, check_settings, distributed, fine_tune,
+                              load_dev_set, score_warning, write_model_card)
 
 
 def save_outputs(model: SentenceTransformer, report: dict, facts: CardFacts, curves: TrainingCurves, paths: RoundPaths) -> None:
@@ -36,24 +32,24 @@ def save_outputs(model: SentenceTransformer, report: dict, facts: CardFacts, cur
     with atomic_path(paths.model, is_dir=True) as out:
         model.save(str(out), safe_serialization=True, create_model_card=False)
         write_model_card(out, facts)
-    curves.publish(paths.plots / "train")
-    write_json_atomic(paths.metrics / "train.json", report)
+    curves.publish(paths.train_plots)
+    write_json_atomic(paths.train_metrics, report)
 
 
 def main(argv: list[str] | None = None) -> None:
-    paths = parse_round(argv)
-    params = load_params()
+    paths = artifacts.parse_round(argv)
+    params, machine = load_params(), load_machine()
     base, settings = params.base, params.train
     check_settings(settings, paths.negatives)
     training = build_training_set(settings, paths.negatives, min_group_size=settings.batch_size)
     if warning := score_warning(training):
-        print(warning)
+        print(f"train: warning: {warning}")
     dev = load_dev_set(SPLIT_DIR, CORPUS_FILE, settings.dev_max_documents, base.seed)
     if dev is None:
         print("train: the dev split has no judged query: no dev evaluation, early stopping or best-checkpoint choice")
     curves = TrainingCurves(paths.checkpoints / "dvclive")
     inputs = [SPLIT_DIR / "dev" / "queries.jsonl", SPLIT_DIR / "dev" / "qrels.tsv", CORPUS_FILE] if dev else []
-    model, report, facts = fine_tune(training, dev, base, settings, paths.checkpoints, curves, inputs)
+    model, report, facts = fine_tune(training, dev, base, settings, machine, paths.checkpoints, curves, inputs)
     distributed.barrier()
     if distributed.is_main_process():
         save_outputs(model, report, facts, curves, paths)

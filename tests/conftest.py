@@ -53,7 +53,7 @@ def build_tiny_model(folder: Path) -> Path:
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from stages.models import resolve_model_path
+    from embedft.encoding.models import resolve_model_path
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("sentence-transformers/all-MiniLM-L6-v2"))

@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from stages.atomic import atomic_path, write_json_atomic, write_jsonl, write_text_atomic
+from embedft.core.atomic import atomic_path, write_json_atomic, write_text_atomic
+from embedft.core.jsonl import write_jsonl
 
 
 class Boom(Exception):

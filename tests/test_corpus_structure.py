@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from stages.corpus_structure import Pair, Section, first_sentence_pairs, parse_sections, section_pairs, split_sections, title_pairs
-from stages.data_io import Document
+from embedft.core.rows import Pair
+from embedft.corpus.sections import Section, parse_sections, split_sections
+from embedft.pairs.structure import first_sentence_pairs, section_pairs, title_pairs
+from embedft.core.rows import Document
 
 
 def test_markdown_headings():

@@ -8,17 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from stages.data_io import (
-    Document,
-    read_corpus,
-    read_qrels,
-    read_queries,
-    read_records,
-    read_split,
-    relevant,
-    write_qrels,
-)
-from stages.errors import DataFileError, PipelineError
+from embedft.core.beir import read_corpus, read_qrels, read_queries, read_split, relevant, write_qrels
+from embedft.core.rows import Document, Pair
+from embedft.core.stage_files import read_pairs
+from embedft.core.errors import DataFileError, PipelineError
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
@@ -278,13 +271,13 @@ def test_relevant_drops_zero_and_empty_queries():
 # --- records and splits -------------------------------------------------------------------------------------
 
 
-def test_read_records_requires_anchor_and_positive(tmp_path):
+def test_read_pairs_requires_anchor_and_positive(tmp_path):
     path = tmp_path / "pairs.jsonl"
     path.write_text(jsonl({"anchor": "a", "positive": "p", "source": "title"}, {"anchor": "b"}), encoding="utf-8")
     with pytest.raises(DataFileError, match=r":2: missing field 'positive'"):
-        read_records(path)
+        read_pairs(path)
     path.write_text(jsonl({"anchor": "a", "positive": "p", "source": "title"}), encoding="utf-8")
-    assert read_records(path) == [{"anchor": "a", "positive": "p", "source": "title"}]
+    assert read_pairs(path) == [Pair("a", "p", "", "title")]
 
 
 def test_read_split_empty_split(tmp_path):

@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from stages.corpus_structure import Section, section_pairs
-from stages.documents import (
-    ParsedDocument, chunk_document, chunks_by_document, parse_document, read_document_folder, word_windows,
-)
-from stages.errors import DataFileError
-from stages.html_text import html_to_text
-from stages.params import IngestParams
+from embedft.corpus.sections import Section
+from embedft.pairs.structure import section_pairs
+from embedft.corpus.documents import ParsedDocument, chunk_document, chunks_by_document, parse_document, read_document_folder, word_windows
+from embedft.core.errors import DataFileError
+from embedft.corpus.html_text import html_to_text
+from embedft.config.params import IngestParams
 
 MARKDOWN = """---
 layout: page

@@ -17,10 +17,10 @@ from sentence_transformers import SentenceTransformer
 
 from conftest import TINY_DOCS
 from project_copies import committed_copy
-from stages.errors import PipelineError
-from stages.onnx_encoder import ONNX_FILE, OnnxSentenceEncoder
-from stages.onnx_export import copy_model_files, export_onnx
-from stages.params import ExportParams, load_params
+from embedft.core.errors import PipelineError
+from embedft.export.onnx_encoder import ONNX_FILE, OnnxSentenceEncoder
+from embedft.export.onnx_export import copy_model_files, export_onnx
+from embedft.config.params import ExportParams, load_params
 from test_pipeline_e2e import run, set_params
 
 TEXTS = ["x", "parse JSON text", *(f"{name}: {text}" for name, text in TINY_DOCS), "a long input " * 80]
@@ -104,13 +104,13 @@ def test_encoder_errors_are_clear(exported: Path, tmp_path: Path) -> None:
 
 
 def test_export_beyond_tolerance_fails_and_leaves_nothing(prompted_model: Path, tmp_path: Path, monkeypatch) -> None:
-    import stages.export
+    import embedft.export.onnx_export
 
-    monkeypatch.setattr(stages.export, "check_embeddings",
+    monkeypatch.setattr(embedft.export.onnx_export, "check_embeddings",
                         lambda *_: {"max_abs_diff": 0.02, "min_cosine": 0.9991, "texts": 4, "dimension": 64})
     destination = tmp_path / "models" / "finetuned-onnx"
     with pytest.raises(PipelineError) as error:
-        stages.export.export_model(prompted_model, destination, ["a", "b"], ExportParams(tolerance=1e-4))
+        embedft.export.onnx_export.export_model(prompted_model, destination, ["a", "b"], ExportParams(tolerance=1e-4))
     assert str(error.value) == ("params.yaml: export.tolerance: the ONNX embeddings differ from PyTorch's by up to 0.02 "
                                 "(cosine down to 0.999100), more than the tolerance 0.0001; no export written")
     assert not destination.exists() and list(destination.parent.iterdir()) == []

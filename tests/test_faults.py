@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import write_tiny_dataset
-from stages.atomic import atomic_path
-from stages.errors import PipelineError
+from embedft.core.atomic import atomic_path
+from embedft.core.errors import PipelineError
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 

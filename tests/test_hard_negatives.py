@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.data_io import Document
-from stages.hard_negatives import (COPY_OF_POSITIVE, CROSS_ENCODER, KEPT, LABELLED_POSITIVE, MAX_SCORE, REASONS,
-                                   RELATIVE_MARGIN, CorpusIndex, TrainingPair, Window, apply_filters, cross_encoder_judge,
-                                   drop_counts, fill, mine_hard_negatives, new_selection, relative_bound, score_positives)
+from embedft.core.rows import Document
+from embedft.core.rows import Pair
+from embedft.mining.corpus_index import CorpusIndex
+from embedft.mining.selection import COPY_OF_POSITIVE, CROSS_ENCODER, KEPT, LABELLED_POSITIVE, MAX_SCORE, REASONS, RELATIVE_MARGIN, Window, apply_filters, cross_encoder_judge, drop_counts, fill, mine_hard_negatives, new_selection, relative_bound, score_positives
 
 
-def pair(anchor: str, positive: str, positive_id: str, source: str = "labelled") -> TrainingPair:
-    return TrainingPair(anchor, positive, positive_id, source)
+def pair(anchor: str, positive: str, positive_id: str, source: str = "labelled") -> Pair:
+    return Pair(anchor, positive, positive_id, source)
 
 
 def window(scores: list[float], first_rank: int = 0, rows: list[int] | None = None) -> Window:

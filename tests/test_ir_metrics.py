@@ -6,9 +6,11 @@ import math
 
 import pytest
 
-from stages.data_io import read_corpus, read_qrels, read_queries
-from stages.ir_metrics import DEFAULT_MEASURES, mean_metrics, metric_deltas, metric_key, per_query_metrics
-from stages.retrieval import StoredEmbeddings, encode, rank_corpus
+from embedft.core.beir import read_corpus, read_qrels, read_queries
+from embedft.evaluation.ir_metrics import DEFAULT_MEASURES, mean_metrics, metric_deltas, metric_key, per_query_metrics
+from embedft.encoding.encoder import encode
+from embedft.encoding.store import StoredEmbeddings
+from embedft.retrieval.runs import rank_corpus
 
 
 @pytest.mark.parametrize(

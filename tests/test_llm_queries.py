@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from chat_server import Action, ChatServer, closed_port_url
-from stages.errors import PipelineError
-from stages.llm_queries import ReplyCache, llm_queries, parse_reply, prompt_hash, style_counts, user_template
-from stages.params import LlmParams, load_params
+from embedft.testing.chat_server import Action, ChatServer, closed_port_url
+from embedft.core.errors import PipelineError
+from embedft.pairs.llm_queries import ReplyCache, llm_queries, parse_reply, prompt_hash, style_counts, user_template
+from embedft.config import LlmParams, MachineSettings, load_params
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 KEY = "sk-test-0123456789abcdef"
@@ -42,15 +42,25 @@ def server():
     started.close()
 
 
+CLIENT_KEYS = ("concurrency", "timeout_seconds", "max_retries", "backoff_initial_seconds", "backoff_max_seconds")
+"""How the client talks to the endpoint: machine settings (llm_<key>), not params."""
+
+
 def settings(url: str, **overrides) -> LlmParams:
-    values = dict(enabled=True, base_url=url, model="test-model", api_key_env="TEST_LLM_KEY", concurrency=2,
-                  timeout_seconds=5, max_retries=3, backoff_initial_seconds=0.01, backoff_max_seconds=10)
-    return LlmParams(**{**values, **overrides})
+    values = dict(enabled=True, base_url=url, model="test-model", api_key_env="TEST_LLM_KEY")
+    return LlmParams(**{**values, **{k: v for k, v in overrides.items() if k not in CLIENT_KEYS}})
+
+
+def machine(**overrides) -> MachineSettings:
+    values = dict(concurrency=2, timeout_seconds=5, max_retries=3, backoff_initial_seconds=0.01, backoff_max_seconds=10)
+    values.update({k: v for k, v in overrides.items() if k in CLIENT_KEYS})
+    return MachineSettings(**{f"llm_{key}": value for key, value in values.items()})
 
 
 def run(server_url: str, tmp_path: Path, passages=PASSAGES, waits: list | None = None, **overrides):
     recorded = [] if waits is None else waits
-    return llm_queries(passages, settings(server_url, **overrides), tmp_path / "cache.sqlite", wait=recorded.append, progress=False)
+    return llm_queries(passages, settings(server_url, **overrides), machine(**overrides), tmp_path / "cache.sqlite",
+                       wait=recorded.append, progress=False)
 
 
 def test_normal_replies_are_parsed_counted_and_cached(server, key, tmp_path):
@@ -101,7 +111,7 @@ def test_rate_limit_honours_retry_after_and_server_error_is_retried(key, tmp_pat
 def test_retry_after_longer_than_allowed_stops_with_a_clear_error(key, tmp_path):
     server = ChatServer(lambda n, p: Action(status=429, headers={"Retry-After": "3600"}, body="{}"))
     try:
-        with pytest.raises(PipelineError, match=r"asks to wait 3600 s, longer than synthesize.llm.backoff_max_seconds"):
+        with pytest.raises(PipelineError, match=r"asks to wait 3600 s, longer than the machine setting llm_backoff_max_seconds"):
             run(server.url, tmp_path)
     finally:
         server.close()
@@ -153,17 +163,17 @@ def test_reply_that_is_not_a_chat_completion_is_a_clear_error(key, tmp_path):
 
 DRIVER = """
 import json, sys
-from stages.llm_queries import llm_queries
-from stages.params import LlmParams, load_params
+from embedft.config import LlmParams, MachineSettings
+from embedft.pairs.llm_queries import llm_queries
 settings, passages, cache = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
-llm_queries(passages, LlmParams(**settings), cache, progress=False)
+llm_queries(passages, LlmParams(**settings), MachineSettings(llm_concurrency=1), cache, progress=False)
 """
 
 
 def test_killed_run_resumes_from_the_cache_without_paying_twice(key, tmp_path):
     hang = threading.Event()
     server = ChatServer(lambda number, passage: Action(hang=hang) if number >= 3 and not hang.is_set() else Action())
-    params = settings(server.url, concurrency=1).model_dump()
+    params = settings(server.url).model_dump()
     env = dict(os.environ, PYTHONPATH=str(TEMPLATE_ROOT))
     process = subprocess.Popen([sys.executable, "-c", DRIVER, json.dumps(params), json.dumps(PASSAGES), str(tmp_path / "cache.sqlite")],
                                env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -298,7 +308,7 @@ def test_style_counts_spread_queries_over_styles():
     assert style_counts(LlmParams(**base, queries_per_passage=5)) == {"question": 2, "keyword": 2, "claim": 1}
     template = user_template(LlmParams(**base, queries_per_passage=5))
     assert "- 2 question queries" in template and "- 1 claim query" in template and "{passage}" in template
-    assert prompt_hash(LlmParams(**base)) == prompt_hash(LlmParams(**base, base_url="http://elsewhere/v1", concurrency=9))
+    assert prompt_hash(LlmParams(**base)) == prompt_hash(LlmParams(**base, base_url="http://elsewhere/v1"))
 
 
 def test_llm_params_validation_never_repeats_a_pasted_key(tmp_path):

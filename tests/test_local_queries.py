@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from stages.errors import PipelineError
-from stages.local_queries import generate_local_queries
-from stages.params import LocalGeneratorParams
+from embedft.core.errors import PipelineError
+from embedft.pairs.local_queries import generate_local_queries
+from embedft.config.params import LocalGeneratorParams
 
 PASSAGES = {f"doc{i}": f"Passage number {i} explains how function {i} parses its arguments." for i in range(5)}
 
@@ -18,7 +18,7 @@ def build_tiny_t5(folder: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
 
-    from stages.models import resolve_model_path
+    from embedft.encoding.models import resolve_model_path
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("sentence-transformers/all-MiniLM-L6-v2"))

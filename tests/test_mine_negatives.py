@@ -18,12 +18,12 @@ import yaml
 
 from conftest import TINY_DOCS, TINY_QUERIES
 from stages import mine_negatives
-from stages.candidates import candidate_windows, positive_vectors
-from stages.data_io import Document
-from stages.errors import PipelineError
-from stages.hard_negatives import TrainingPair
-from stages.params import MineNegativesParams, load_params
-from stages.retrieval import StoredEmbeddings
+from embedft.mining.candidates import candidate_windows, positive_vectors
+from embedft.core.rows import Document
+from embedft.core.errors import PipelineError
+from embedft.core.rows import Pair
+from embedft.config.params import MineNegativesParams, load_params
+from embedft.encoding.store import StoredEmbeddings
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("data/negatives/negatives.jsonl", "data/negatives/scored.jsonl", "metrics/mine.json", "reviews/mine_negatives.md")
@@ -55,9 +55,9 @@ def tiny_pairs() -> list[dict]:
 @pytest.fixture(scope="module")
 def built_project(tmp_path_factory, tiny_model_path) -> Path:
     """A project holding exactly what `mine_negatives` reads, with the tiny model's corpus embeddings."""
-    from stages.models import load_model
-    from stages.params import BaseParams
-    from stages.retrieval import corpus_embeddings, save_embeddings
+    from embedft.encoding.models import load_model
+    from embedft.config.params import BaseParams
+    from embedft.encoding.store import corpus_embeddings, save_embeddings
 
     project = tmp_path_factory.mktemp("mine") / "project"
     documents = [{"_id": name, "title": name, "text": text} for name, text in TINY_DOCS]
@@ -69,7 +69,8 @@ def built_project(tmp_path_factory, tiny_model_path) -> Path:
     write_jsonl(project / "data/pairs/pairs.jsonl", tiny_pairs())
     shutil.copy(TEMPLATE_ROOT / "params.yaml", project / "params.yaml")
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["base"].update({"model": str(tiny_model_path), "max_seq_length": 64, "encode_batch_size": 16})
+    params["base"].update({"model": str(tiny_model_path), "max_seq_length": 64})
+    (project / "machine.yaml").write_text("encode_batch_size: 16\n")
     # The tiny random model scores every pair alike, so the default relative margin would drop nearly everything.
     params["mine_negatives"].update({"range_min": 1, "range_max": 9, "num_negatives": 2, "relative_margin": None})
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -155,10 +156,11 @@ def test_a_query_with_no_surviving_negative_is_counted_not_padded(project: Path,
     assert f"{len(rows)} without any" in capsys.readouterr().out
 
 
-def test_range_max_larger_than_the_corpus_is_reduced_with_a_warning(project: Path, capsys) -> None:
+def test_range_max_larger_than_the_corpus_is_reduced_with_a_warning(project: Path, caplog) -> None:
     set_mine_params(project, range_max=500)
     mine_negatives.main([])
-    assert "warning: mine_negatives.range_max 500 exceeds the corpus (13 documents); using 13" in capsys.readouterr().out
+    assert "mine_negatives.range_max 500 exceeds the corpus (13 documents); using 13" in caplog.text
+    assert "WARNING" in {record.levelname for record in caplog.records}
     assert json.loads((project / "metrics/mine.json").read_text())["range_max"] == 13
 
 
@@ -206,11 +208,12 @@ def test_faiss_backend_gives_the_exact_results(project: Path) -> None:
     assert (project / "data/negatives/negatives.jsonl").read_bytes() == exact
 
 
-def test_mining_with_another_model_encodes_the_corpus(project: Path, tiny_model_path: Path, capsys) -> None:
+def test_mining_with_another_model_encodes_the_corpus(project: Path, tiny_model_path: Path, caplog) -> None:
     shutil.copytree(tiny_model_path, project / "other_model")
     set_mine_params(project, model="other_model")
+    caplog.set_level("INFO", logger="embedft")
     mine_negatives.main([])
-    assert "encoding the corpus with mine_negatives.model 'other_model'" in capsys.readouterr().out
+    assert "encoding the corpus with mine_negatives.model 'other_model'" in caplog.text
     assert (project / "data/negatives/negatives.jsonl").exists()
 
 
@@ -223,7 +226,7 @@ def tiny_cross_encoder(tmp_path_factory) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from stages.models import resolve_model_path
+    from embedft.encoding.models import resolve_model_path
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("cross_encoder")
@@ -318,7 +321,7 @@ def test_candidate_windows_for_each_retriever() -> None:
 
 def test_positive_vectors_reuse_stored_documents_and_encode_the_rest() -> None:
     stored = StoredEmbeddings(np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32), ["a", "b"], {})
-    pairs = [TrainingPair("q", "text of b", "b", "title"), TrainingPair("g", "outside", "", "general")]
+    pairs = [Pair("q", "text of b", "b", "title"), Pair("g", "outside", "", "general")]
     encoded = []
     vectors = positive_vectors(pairs, stored, lambda texts: encoded.extend(texts) or np.array([[0.6, 0.8]]))
     assert encoded == ["outside"]

@@ -1,5 +1,6 @@
-"""Round 2 in dvc.yaml: off by default; `rounds.extra: [2]` adds `mine_negatives_round@2`, `train_round@2` and
-`evaluate_round@2`, which mine with round 1's fine-tuned model, train again and compare, leaving round 1 alone.
+"""Round 2 in dvc.yaml: off by default; `rounds.extra: [2]` adds `mine_negatives_round@2`, `train_round@2`,
+`embed_finetuned_round@2` and `evaluate_round@2`, which mine with round 1's fine-tuned model (and the corpus
+embeddings `embed_finetuned` stored, not waiting for evaluation), train again and compare, leaving round 1 alone.
 
 Each test works on a private copy of the session's reproduced template (git history and DVC cache included),
 so the shared fixture stays as it was.
@@ -17,7 +18,7 @@ import yaml
 
 from test_pipeline_e2e import METRIC_KEYS, run, set_params
 
-ROUND_STAGES = ["mine_negatives_round@2", "train_round@2", "evaluate_round@2"]
+ROUND_STAGES = ["mine_negatives_round@2", "train_round@2", "embed_finetuned_round@2", "evaluate_round@2"]
 
 
 def stages_ran(output: str) -> list[str]:
@@ -52,6 +53,7 @@ def test_round_two_mines_with_round_one_model_and_evaluates_against_it(round_rep
 
     # Evaluate round 2 with a stand-in for its model (round 1's, copied): every difference to round 1 is zero.
     shutil.copytree(round_repo / "models/finetuned", round_repo / "models/round2")
+    run(["python", "-m", "stages.embed_finetuned", "--round", "2"], round_repo)
     run(["python", "-m", "stages.evaluate", "--round", "2"], round_repo)
     report = json.loads((round_repo / "metrics/round2/evaluate.json").read_text())
     assert report["round"] == 2

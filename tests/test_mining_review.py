@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.data_io import Document
-from stages.hard_negatives import (COPY_OF_POSITIVE, CROSS_ENCODER, KEPT, LABELLED_POSITIVE, MAX_SCORE, RELATIVE_MARGIN,
-                                   CorpusIndex, FalseNegativeAudit, MiningResult, TrainingPair, Window, new_selection)
-from stages.mining_review import review_markdown, run_description, snippet
-from stages.params import MineNegativesParams
+from embedft.core.rows import Document
+from embedft.core.rows import Pair
+from embedft.mining.corpus_index import CorpusIndex
+from embedft.mining.selection import COPY_OF_POSITIVE, CROSS_ENCODER, FalseNegativeAudit, KEPT, LABELLED_POSITIVE, MAX_SCORE, MiningResult, RELATIVE_MARGIN, Window, new_selection
+from embedft.mining.review import review_markdown, run_description, snippet
+from embedft.config.params import MineNegativesParams
 
 SETTINGS = MineNegativesParams(range_min=2, range_max=9, num_negatives=1, max_score=0.9, relative_margin=0.05,
                                cross_encoder="tiny-ce", cross_encoder_margin=0.1, review_queries=2)
 
 
-def one_query_result() -> tuple[list[TrainingPair], MiningResult, CorpusIndex]:
+def one_query_result() -> tuple[list[Pair], MiningResult, CorpusIndex]:
     corpus = {f"d{i}": Document(f"d{i}", "", f"document {i} | with a pipe") for i in range(7)}
-    pairs = [TrainingPair("the query", "the positive", "d0", "labelled")]
+    pairs = [Pair("the query", "the positive", "d0", "labelled")]
     window = Window(np.arange(1, 7), np.arange(2, 8), np.array([0.95, 0.9, 0.85, 0.7, 0.6, 0.5], dtype=np.float32))
     selection = new_selection(pairs[0], window, 0.8, "top", 0)
     selection.reasons[:] = [LABELLED_POSITIVE, COPY_OF_POSITIVE, MAX_SCORE, RELATIVE_MARGIN, CROSS_ENCODER, KEPT]
@@ -54,7 +55,7 @@ def test_candidates_not_needed_are_counted_not_listed():
 
 def test_the_sample_is_seeded_and_one_section_per_query():
     corpus = {f"d{i}": Document(f"d{i}", "", f"doc {i}") for i in range(3)}
-    pairs = [TrainingPair(f"query {i}", "p", "", "general") for i in range(6)]
+    pairs = [Pair(f"query {i}", "p", "", "general") for i in range(6)]
     window = Window(np.array([1, 2]), np.array([0, 1]), np.array([0.3, 0.2], dtype=np.float32))
     result = MiningResult([new_selection(p, window, 0.9, "top", 0) for p in pairs], FalseNegativeAudit())
     first = review_markdown(pairs, result, CorpusIndex(corpus), SETTINGS, seed=3, header=[])

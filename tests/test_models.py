@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from stages.errors import PipelineError
-from stages.models import load_model, pick_device, resolve_model_path
+from embedft.core.errors import PipelineError
+from embedft.encoding.models import load_model, pick_device, resolve_model_path
 
 
 @pytest.mark.parametrize("name", ["sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"])
@@ -46,14 +46,14 @@ def test_missing_gpu_is_a_clear_error_naming_the_key(monkeypatch, asked):
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     with pytest.raises(PipelineError) as caught:
         pick_device(asked)
-    assert f"base.device is '{asked}', but this machine has no such device" in str(caught.value)
-    assert "base.on_missing_gpu: cpu" in str(caught.value)
+    assert f"machine setting device is '{asked}' (machine.yaml or EMBEDFT_DEVICE), but this machine has no such device" in str(caught.value)
+    assert "on_missing_gpu: cpu" in str(caught.value)
 
 
-def test_missing_gpu_falls_back_to_cpu_with_a_warning_when_asked(monkeypatch, capsys):
+def test_missing_gpu_falls_back_to_cpu_with_a_warning_when_asked(monkeypatch, caplog):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert pick_device("cuda", on_missing_gpu="cpu") == "cpu"
-    assert "running on the CPU (base.on_missing_gpu: cpu)" in capsys.readouterr().err
+    assert "running on the CPU (on_missing_gpu: cpu)" in caplog.text and caplog.records[-1].levelname == "WARNING"
 
 
 def test_gpu_index_beyond_the_machine_is_missing(monkeypatch):
@@ -120,7 +120,7 @@ def test_model_with_pickled_weights_only_is_refused(tiny_model_path, tmp_path):
 
 
 def test_remote_code_is_off_unless_params_turn_it_on():
-    from stages.params import BaseParams
+    from embedft.config.params import BaseParams
 
     assert BaseParams().trust_remote_code is False
     assert BaseParams(trust_remote_code=True).trust_remote_code is True

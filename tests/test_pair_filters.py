@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.corpus_structure import Pair
-from stages.pair_filters import (
-    DROP_REASONS, SOURCES, Dropped, cap_per_source, clean_query, copied_share, copy_filter, deduplicate, held_out_index,
-    leakage_filter, length_filter, normalise_query, round_trip_filter, sample_general, source_report,
-)
+from embedft.core.rows import Pair
+from embedft.config.choices import SOURCE_NAMES
+from embedft.core.text import clean_query, normalise_query
+from embedft.pairs.filters import DROP_REASONS, Dropped, cap_per_source, copied_share, copy_filter, deduplicate, held_out_index, leakage_filter, length_filter, round_trip_filter, sample_general, source_report
 
 LONG = "This positive passage is comfortably longer than the fifty character minimum."
 
@@ -166,6 +165,6 @@ def test_sample_general_is_the_requested_share():
 def test_source_report_has_every_source_and_reason():
     candidates = [Pair("a", LONG, "d", "llm"), Pair("b", LONG, "d", "llm"), Pair("c", LONG, "d", "title")]
     report = source_report(candidates, [candidates[0], candidates[2]], [Dropped(candidates[1], "round_trip", "")])
-    assert list(report) == list(SOURCES)
+    assert list(report) == list(SOURCE_NAMES)
     assert report["llm"] == {"in": 2, "kept": 1, "dropped": {**dict.fromkeys(DROP_REASONS, 0), "round_trip": 1}}
     assert report["general"] == {"in": 0, "kept": 0, "dropped": dict.fromkeys(DROP_REASONS, 0)}

@@ -7,15 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stages.errors import PipelineError
-from stages.params import (
-    BaseParams,
-    MineNegativesParams,
-    Params,
-    SplitParams,
-    TrainParams,
-    load_params,
-)
+from embedft.core.errors import PipelineError
+from embedft.config.params import BaseParams, MineNegativesParams, Params, SplitParams, TrainParams, load_params
 
 
 def write_params(tmp_path: Path, text: str) -> Path:
@@ -61,7 +54,6 @@ def test_full_repo_style_file_is_read(tmp_path):
         """
         base:
           model: ./my-model
-          device: cpu
         data:
           dir: data/mine
           qrels: qrels

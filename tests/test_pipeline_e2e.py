@@ -21,15 +21,20 @@ import yaml
 from conftest import write_tiny_dataset
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
-STAGE_NAMES = ["ingest", "split", "embed_corpus", "synthesize", "mine_negatives", "train", "evaluate", "truncate_eval"]
+STAGE_NAMES = ["ingest", "split", "embed_corpus", "synthesize", "mine_negatives", "train", "embed_finetuned", "evaluate",
+               "truncate_eval"]
 METRIC_KEYS = {"ndcg@10", "mrr@10", "map@100", "recall@1", "recall@10", "recall@100", "precision@10"}
 
 
-def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command with the test interpreter's bin folder first on PATH (so `python` and `dvc` resolve)."""
+def run(command: list[str], cwd: Path, check: bool = True, environment: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a command with the test interpreter's bin folder first on PATH (so `python` and `dvc` resolve).
+
+    Args:
+        environment: variables to set on top of this process's environment.
+    """
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
                GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@example.invalid", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+               GIT_COMMITTER_EMAIL="t@example.invalid", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **(environment or {}))
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{command} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -53,12 +58,15 @@ def make_template_copy(destination: Path, model_path: Path, with_labels: bool = 
     destination.mkdir()
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(TEMPLATE_ROOT / name, destination / name)
-    shutil.copytree(TEMPLATE_ROOT / "stages", destination / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("stages", "embedft"):
+        shutil.copytree(TEMPLATE_ROOT / package, destination / package, ignore=shutil.ignore_patterns("__pycache__"))
+    # This machine's settings: not params, so changing them reruns nothing (test_machine_settings_rerun_nothing).
+    (destination / "machine.yaml").write_text("encode_batch_size: 16\n", encoding="utf-8")
     write_tiny_dataset(destination / "data" / "sample", with_labels=with_labels)
     # The tiny set doubles as the out-of-domain set, so the forgetting check runs for real.
     write_tiny_dataset(destination / "data" / "out_of_domain")
     set_params(destination, {
-        "base": {"model": str(model_path), "max_seq_length": 64, "encode_batch_size": 16},
+        "base": {"model": str(model_path), "max_seq_length": 64},
         "split": {"train_fraction": 0.5, "dev_fraction": 0.1, "test_fraction": 0.4},
         # The tiny random model scores every pair alike: the relative margin would leave rows without a negative.
         "mine_negatives": {"range_min": 1, "range_max": 6, "num_negatives": 1, "relative_margin": None},
@@ -154,6 +162,20 @@ def test_second_repro_runs_nothing(repo: Path) -> None:
     assert "dvc.yaml" in run(["dvc", "status"], repo).stdout or "up to date" in run(["dvc", "status"], repo).stdout
 
 
+def test_machine_settings_rerun_nothing(repo: Path) -> None:
+    """Device, batch sizes, chunk sizes and resuming describe the machine, not the result: a laptop's settings
+    swapped for a workstation's (file and environment) leave every stage up to date."""
+    machine = repo / "machine.yaml"
+    original = machine.read_text(encoding="utf-8")
+    machine.write_text("device: cpu\nencode_batch_size: 7\nsearch_chunk_size: 5\nsearch_memory_mb: 2\n"
+                       "train_mini_batch_size: 3\nresume: false\n", encoding="utf-8")
+    try:
+        result = run(["dvc", "repro"], repo, environment={"EMBEDFT_ON_MISSING_GPU": "cpu", "EMBEDFT_LLM_CONCURRENCY": "9"})
+        assert stages_run(result.stdout) == []
+    finally:
+        machine.write_text(original, encoding="utf-8")
+
+
 def test_truncate_param_reruns_only_truncate_eval(repo: Path) -> None:
     set_params(repo, {"truncate_eval": {"dims": [64, 32, 16]}})
     result = run(["dvc", "repro"], repo)
@@ -180,7 +202,8 @@ def test_metrics_diff_shows_changes_between_runs(repo: Path) -> None:
     set_params(repo, {"base": {"max_seq_length": 24}, "train": {"learning_rate": 1e-3}})
     result = run(["dvc", "repro"], repo)
     # synthesize reads the base model (its round-trip filter), so it reruns too
-    assert stages_run(result.stdout) == ["embed_corpus", "synthesize", "mine_negatives", "train", "evaluate", "truncate_eval"]
+    assert stages_run(result.stdout) == ["embed_corpus", "synthesize", "mine_negatives", "train", "embed_finetuned", "evaluate",
+                                         "truncate_eval"]
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
     changed = diff["metrics/evaluate.json"]
     assert any(key.startswith("base.") for key in changed), changed

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.evaluate import recall_curve, retrieval_depth
-from stages.verdict import decide_verdict
-from stages.leakage import count_leaks
-from stages.params import EvaluateParams, TruncateEvalParams
-from stages.quantization import quantized_pair
-from stages.retrieval import StoredEmbeddings, exact_search, normalise_rows
-from stages.truncate_eval import truncation_grid
+from embedft.evaluation.systems import recall_curve, retrieval_depth
+from embedft.evaluation.verdict import decide_verdict
+from embedft.evaluation.leakage import count_leaks
+from embedft.config.params import EvaluateParams, TruncateEvalParams
+from embedft.evaluation.quantization import quantized_pair
+from embedft.encoding.store import StoredEmbeddings
+from embedft.retrieval.exact import exact_search, normalise_rows
+from embedft.evaluation.truncation import truncation_grid
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -70,10 +71,10 @@ def test_verdicts():
     assert decide_verdict(ship, 0.5, strict)["verdict"] == "marginal"
 
 
-def test_retrieval_depth_clipped_with_warning(capsys):
+def test_retrieval_depth_clipped_with_warning(caplog):
     settings = EvaluateParams(recall_at=[1, 10, 1000])
     assert retrieval_depth(settings, 50) == 50
-    assert "exceeds the corpus (50 documents)" in capsys.readouterr().out
+    assert "exceeds the corpus (50 documents)" in caplog.text
     assert retrieval_depth(settings, 5000) == 1000
 
 
@@ -103,7 +104,7 @@ def test_truncation_grid_retention_and_bytes():
 
 
 def test_system_agreement_top_k_overlap():
-    from stages.evaluate import system_agreement
+    from embedft.evaluation.systems import system_agreement
 
     runs = {
         "base": {"q1": {"a": 3.0, "b": 2.0, "c": 1.0}, "q2": {"a": 1.0}},

@@ -15,8 +15,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stages.data_io import read_corpus, read_qrels, read_queries, read_records, read_split
-from stages.errors import DataFileError, PipelineError
+from embedft.core.beir import read_corpus, read_qrels, read_queries, read_split
+from embedft.core.stage_files import read_pairs
+from embedft.core.errors import DataFileError, PipelineError
 
 VALID_FILES: dict[str, bytes] = {
     "corpus": "".join(json.dumps(row) + "\n" for row in [
@@ -37,7 +38,7 @@ READERS: dict[str, Callable[[Path], object]] = {
     "corpus": read_corpus,
     "queries": read_queries,
     "qrels": lambda path: read_qrels(path, {"q1", "q2"}, {"d1", "d2", "d3"}),
-    "records": read_records,
+    "records": read_pairs,
 }
 
 # Byte-level edits that real exports produce: a BOM, CRLF endings, truncation, stray bytes, lost separators.

@@ -1,5 +1,5 @@
-"""`python -m stages.report` on a real git + DVC project with two commits of different metrics, and
-`python -m stages.pr_comment` against a stand-in `gh` that keeps the pull request's comments in a file."""
+"""`python -m embedft.reporting.pr_report` on a real git + DVC project with two commits of different metrics, and
+`python -m embedft.reporting.pr_comment` against a stand-in `gh` that keeps the pull request's comments in a file."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from project_copies import committed_copy
-from stages.report import MARKER, ReportInputs, change, number, sampled, stale_results, verdict_section
+from embedft.reporting.pr_report import MARKER, ReportInputs, change, number, sampled, stale_results, verdict_section
 from test_pipeline_e2e import TEMPLATE_ROOT, run, set_params
 
 
@@ -28,7 +28,7 @@ def project(reproduced_pipeline, tmp_path_factory) -> Path:
 def two_commits(project: Path) -> dict:
     """The report of the first commit against itself, then a second commit with other params and metrics
     (committed without `dvc repro`, so its results are stale) and its report against the first."""
-    unchanged = run([sys.executable, "-m", "stages.report", "--against", "HEAD"], project).stdout
+    unchanged = run([sys.executable, "-m", "embedft.reporting.pr_report", "--against", "HEAD"], project).stdout
     # values relative to the copy's: the shared pipeline's params depend on which tests ran before
     old_rate = yaml.safe_load((project / "params.yaml").read_text())["train"]["learning_rate"]
     set_params(project, {"train": {"learning_rate": old_rate * 3}})
@@ -46,7 +46,7 @@ def two_commits(project: Path) -> dict:
     (project / "plots" / "recall_at_k.csv").write_text("\n".join(curve) + "\n")
     run(["git", "commit", "-q", "-am", "second run"], project)
     output = project / "review" / "report.md"
-    printed = run([sys.executable, "-m", "stages.report", "--against", "HEAD~1", "--label", "#7",
+    printed = run([sys.executable, "-m", "embedft.reporting.pr_report", "--against", "HEAD~1", "--label", "#7",
                    "--plots-url", "https://example.invalid/plots", "--output", str(output)], project).stdout
     return {"unchanged": unchanged, "report": output.read_text(), "printed": printed, "old_ndcg": old_ndcg,
             "new_ndcg": evaluate["finetuned"]["ndcg@10"], "old_verdict": old_verdict, "new_verdict": evaluate["verdict"],
@@ -114,7 +114,7 @@ def test_report_shows_the_plots_side_by_side(two_commits: dict) -> None:
 
 def test_unknown_revision_is_one_clear_error_and_writes_nothing(project: Path) -> None:
     output = project / "review" / "typo.md"
-    result = run([sys.executable, "-m", "stages.report", "--against", "mian", "--output", str(output)], project, check=False)
+    result = run([sys.executable, "-m", "embedft.reporting.pr_report", "--against", "mian", "--output", str(output)], project, check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: --against: unknown git revision 'mian'; is it fetched? (CI: check out with fetch-depth: 0)"
     assert not output.exists()
@@ -187,7 +187,7 @@ def fake_gh(tmp_path: Path, monkeypatch) -> Path:
 def post(body: str, tmp_path: Path) -> "subprocess.CompletedProcess":
     report = tmp_path / "report.md"
     report.write_text(body)
-    return run([sys.executable, "-m", "stages.pr_comment", "--pr", "7", "--body-file", str(report)], TEMPLATE_ROOT, check=False)
+    return run([sys.executable, "-m", "embedft.reporting.pr_comment", "--pr", "7", "--body-file", str(report)], TEMPLATE_ROOT, check=False)
 
 
 def test_pr_comment_is_created_once_then_edited(fake_gh: Path, tmp_path: Path) -> None:

@@ -5,22 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.errors import PipelineError
-from stages.lexical import bm25_run, bm25_search
-from stages.retrieval import (
-    BYTES_PER_SCORE,
-    StoredEmbeddings,
-    encode,
-    exact_search,
-    load_embeddings,
-    normalise_rows,
-    rank_corpus,
-    reciprocal_rank_fusion,
-    save_embeddings,
-    search_block_shape,
-    to_run,
-)
-from stages.vector_search import search
+from embedft.core.errors import PipelineError
+from embedft.retrieval.bm25 import bm25_run, bm25_search
+from embedft.encoding.encoder import encode
+from embedft.encoding.store import StoredEmbeddings, load_embeddings, save_embeddings
+from embedft.retrieval.exact import BYTES_PER_SCORE, exact_search, normalise_rows, search_block_shape
+from embedft.retrieval.runs import rank_corpus, reciprocal_rank_fusion, to_run
+from embedft.mining.search_backend import search
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from stages.corpus_structure import Pair
-from stages.data_io import Document
-from stages.errors import DataFileError
-from stages.params import SearchLogParams
-from stages.search_logs import describe_unknown, log_files, search_log_pairs
+from embedft.core.rows import Pair
+from embedft.core.rows import Document
+from embedft.core.errors import DataFileError
+from embedft.config.params import SearchLogParams
+from embedft.pairs.search_logs import describe_unknown, log_files, search_log_pairs
 
 CORPUS = {
     "json.loads": Document("json.loads", "json.loads", "Deserialize a JSON document to a Python object."),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from chat_server import ChatServer
+from embedft.testing.chat_server import ChatServer
 from test_pipeline_e2e import make_template_copy, run
 
 SENTINEL_KEY = "sk-sentinel-7f3a9c1e5b2d4f6a8c0e2b4d6f8a0c1e"
@@ -22,9 +22,10 @@ SENTINEL_KEY = "sk-sentinel-7f3a9c1e5b2d4f6a8c0e2b4d6f8a0c1e"
 def enable_llm(repo: Path, base_url: str) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["synthesize"]["llm"].update({"enabled": True, "base_url": base_url, "model": "test-model",
-                                        "api_key_env": "SENTINEL_LLM_KEY", "max_passages": 6,
-                                        "backoff_initial_seconds": 0.01, "cache": ".cache/llm.sqlite"})
+                                        "api_key_env": "SENTINEL_LLM_KEY", "max_passages": 6, "cache": ".cache/llm.sqlite"})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with open(repo / "machine.yaml", "a", encoding="utf-8") as machine:
+        machine.write("llm_backoff_initial_seconds: 0.01\n")
 
 
 def files_containing(folder: Path, secret: bytes) -> list[str]:

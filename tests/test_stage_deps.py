@@ -1,35 +1,15 @@
-"""dvc.yaml lists, for every stage, each project module the stage's code imports (directly or through other
-modules), so that changing shared code reruns exactly the stages that run it."""
+"""dvc.yaml lists, for every stage, its own file and each library subpackage its code imports (directly or
+through other modules, at the top or inside functions), and nothing it does not import, so that changing
+library code reruns exactly the stages that run it."""
 
 from __future__ import annotations
 
-import ast
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def imported_modules(module: str) -> set[str]:
-    """``module`` and every ``stages.*`` module it imports, transitively (imports inside functions count)."""
-    seen: set[str] = set()
-    pending = [module]
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        tree = ast.parse((ROOT / (name.replace(".", "/") + ".py")).read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
-                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
-            if isinstance(node, ast.ImportFrom) and node.module == "stages":  # `from stages import distributed`
-                names = [f"stages.{alias.name}" for alias in node.names]
-            pending += [n for n in names if n.startswith("stages.") and (ROOT / (n.replace(".", "/") + ".py")).exists()]
-    return seen
+from import_graph import LIBRARY, ROOT, closure, module_path, subpackage
 
 
 def stage_definitions() -> list[tuple[str, dict]]:
@@ -38,12 +18,60 @@ def stage_definitions() -> list[tuple[str, dict]]:
     return [(name, stage.get("do", stage)) for name, stage in stages.items()]
 
 
+def declared_code(stage: dict) -> set[str]:
+    """The stage's deps that are code: files under stages/ and folders under the library."""
+    deps = {dep if isinstance(dep, str) else next(iter(dep)) for dep in stage.get("deps", [])}
+    return {dep for dep in deps if dep.startswith(("stages/", f"{LIBRARY}/"))}
+
+
 @pytest.mark.parametrize("name,stage", stage_definitions(), ids=[name for name, _ in stage_definitions()])
-def test_every_imported_module_is_a_dependency(name: str, stage: dict) -> None:
+def test_code_deps_are_the_stage_file_and_the_subpackages_it_imports(name: str, stage: dict) -> None:
     command = re.search(r"python -m (stages\.\w+)", stage["cmd"])
     assert command, f"{name}: expected `python -m stages.<module>` in {stage['cmd']!r}"
-    needed = {module.replace(".", "/") + ".py" for module in imported_modules(command.group(1))}
-    declared = {dep if isinstance(dep, str) else next(iter(dep)) for dep in stage.get("deps", [])}
-    assert sorted(needed - declared) == [], f"{name}: dvc.yaml deps miss modules its code imports"
-    stale = sorted(dep for dep in declared if dep.startswith("stages/") and dep not in needed)
-    assert stale == [], f"{name}: dvc.yaml lists modules the stage does not import"
+    loaded = closure(command.group(1))
+    stage_files = {module.replace(".", "/") + ".py" for module in loaded if module.startswith("stages.") and module != "stages"}
+    needed = stage_files | {f"{LIBRARY}/{sub}" for module in loaded if (sub := subpackage(module))}
+    declared = declared_code(stage)
+    assert sorted(needed - declared) == [], f"{name}: dvc.yaml deps miss code the stage imports"
+    assert sorted(declared - needed) == [], f"{name}: dvc.yaml lists code the stage does not import"
+
+
+def test_the_top_level_package_files_hold_no_code() -> None:
+    """`embedft/__init__.py` and `stages/__init__.py` are imported by every stage but listed by none: they may
+    hold a docstring only, so that they can never change a result."""
+    import ast
+
+    for package in (LIBRARY, "stages"):
+        body = ast.parse(module_path(package).read_text(encoding="utf-8")).body
+        code = [node for node in body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+        assert code == [], f"{package}/__init__.py holds code"
+
+
+def test_round_stages_read_the_code_of_their_round_one_stage() -> None:
+    stages = dict(stage_definitions())
+    for name, stage in stages.items():
+        if name.endswith("_round"):
+            first = stages[name.removesuffix("_round")]
+            assert declared_code(stage) == declared_code(first), name
+            assert stage["params"] == first["params"], name
+
+
+def outputs(stage: dict) -> set[str]:
+    return {out if isinstance(out, str) else next(iter(out)) for key in ("outs", "metrics", "plots") for out in stage.get(key, [])}
+
+
+def test_measuring_stages_only_measure() -> None:
+    """evaluate and truncate_eval write metrics and plots, nothing a later stage trains or searches with; what
+    later stages read comes from the stages that make it (round-2 mining reads embed_finetuned's embeddings)."""
+    stages = dict(stage_definitions())
+    for name in ("evaluate", "evaluate_round", "truncate_eval"):
+        assert all(path.startswith(("metrics/", "plots/")) for path in outputs(stages[name])), name
+    everything_read = {dep if isinstance(dep, str) else next(iter(dep)) for stage in stages.values() for dep in stage.get("deps", [])}
+    assert not any(path.startswith("metrics/") for path in everything_read), "a stage reads another's metrics"
+    assert "data/embeddings/finetuned" in stages["mine_negatives_round"]["deps"]
+    assert "data/embeddings/finetuned" in outputs(stages["embed_finetuned"])
+
+
+def test_bytecode_never_changes_a_hash() -> None:
+    ignored = (ROOT / ".dvcignore").read_text(encoding="utf-8").split()
+    assert "__pycache__/" in ignored and "*.pyc" in ignored

@@ -14,15 +14,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chat_server import ChatServer
+from embedft.testing.chat_server import ChatServer
 from conftest import write_tiny_dataset
-from stages.corpus_structure import Pair
-from stages.data_io import Document
-from stages.errors import PipelineError
-from stages.pair_filters import DROP_REASONS, SOURCES, Dropped, held_out_index
-from stages.pair_review import review_markdown, spread_sample
-from stages.params import SynthesizeParams
-from stages.synthesize import generation_passages, labelled_pairs, query_pairs, synthesize_pairs
+from embedft.core.rows import Pair
+from embedft.core.rows import Document
+from embedft.core.errors import PipelineError
+from embedft.config.choices import SOURCE_NAMES
+from embedft.pairs.filters import DROP_REASONS, Dropped, held_out_index
+from embedft.pairs.review import review_markdown, spread_sample
+from embedft.config.params import SynthesizeParams
+from embedft.pairs.synthesis import generation_passages, labelled_pairs, query_pairs, synthesize_pairs
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 LONG = "This positive passage is comfortably longer than the fifty character minimum."
@@ -96,7 +97,7 @@ def test_synthesize_pairs_applies_every_filter_and_reports_per_source():
         ("labelled", "leakage"), ("general", "leakage"), ("search_log", "short_anchor"), ("title", "short_positive"),
         ("llm", "duplicate"), ("llm", "copied_span"), ("generated", "round_trip"),
     ])
-    assert list(report) == list(SOURCES)
+    assert list(report) == list(SOURCE_NAMES)
     assert report["llm"] == {"in": 3, "kept": 1, "dropped": {**dict.fromkeys(DROP_REASONS, 0), "duplicate": 1, "copied_span": 1}}
     assert report["general"]["in"] == 2 and report["general"]["kept"] == 1 and report["general"]["dropped"]["leakage"] == 1
     for counts in report.values():
@@ -147,8 +148,9 @@ def project(tmp_path: Path, tiny_model_path: Path, monkeypatch) -> Path:
 
     write_tiny_dataset(tmp_path / "data" / "sample")
     params = yaml.safe_load((TEMPLATE_ROOT / "params.yaml").read_text())
-    params["base"].update({"model": str(tiny_model_path), "max_seq_length": 64, "encode_batch_size": 16})
+    params["base"].update({"model": str(tiny_model_path), "max_seq_length": 64})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (tmp_path / "machine.yaml").write_text("encode_batch_size: 16\nllm_backoff_initial_seconds: 0.01\n")
     monkeypatch.chdir(tmp_path)
     for stage in (ingest, split, embed_corpus):
         stage.main()
@@ -185,7 +187,7 @@ def test_stage_with_the_default_params_uses_the_sources_it_has(project, capsys):
     assert not (project / ".cache").exists()  # no LLM configured: nothing opened
 
 
-def test_stage_with_every_source(project, monkeypatch, capsys):
+def test_stage_with_every_source(project, monkeypatch, capsys, caplog):
     from stages import synthesize
     from test_local_queries import build_tiny_t5
 
@@ -206,7 +208,7 @@ def test_stage_with_every_source(project, monkeypatch, capsys):
     monkeypatch.setenv("STAGE_TEST_KEY", KEY)
     update_params(project, {
         "llm": {"enabled": True, "base_url": server.url, "model": "test-model", "api_key_env": "STAGE_TEST_KEY", "max_passages": 5,
-                "backoff_initial_seconds": 0.01, "cache": ".cache/llm.sqlite"},
+                "cache": ".cache/llm.sqlite"},
         "local_generator": {"enabled": True, "model": str(build_tiny_t5(project / "t5")), "max_passages": 4, "batch_size": 2,
                             "max_new_tokens": 6, "max_input_tokens": 32},
         "quality": {"round_trip_k": 6},
@@ -237,7 +239,7 @@ def test_stage_with_every_source(project, monkeypatch, capsys):
     for source, counts in metrics["sources"].items():
         assert counts["in"] == counts["kept"] + sum(counts["dropped"].values()), source
         assert counts["kept"] == sources[source], source
-    assert "search-log entries" in printed.out and "'no.such.page'" in printed.out
+    assert "search-log entries" in caplog.text and "'no.such.page'" in caplog.text
     # Same inputs, same pairs and review; only the cache counters move.
     assert first["pairs.jsonl"] == second["pairs.jsonl"] and first["synthesize.md"] == second["synthesize.md"]
     assert json.loads(second["synthesize.json"])["llm"]["cache_hits"] == 5

@@ -10,16 +10,18 @@ import torch
 import yaml
 from sentence_transformers.sentence_transformer import losses
 
-from stages.checkpoints import last_complete_checkpoint, prepare_folder, resume_point, run_fingerprint
-from stages.errors import DataFileError, PipelineError
-from stages.model_card import CardFacts, card_with_test_metrics, non_default_params, render_model_card
-from stages.models import is_out_of_memory, load_model
-from stages.params import BaseParams, LoraParams, TrainParams, load_params
-from stages.train_data import (SCORED_FILE, Example, build_training_set, check_settings, group_by_negative_count,
-                               read_mined_rows, read_scored_rows)
-from stages.train_losses import build_loss, matryoshka_schedule
-from stages.train_monitor import CURVES, DEV_CURVES, TrainingCurves, load_dev_set
-from stages.train_setup import choose_precision, out_of_memory_message, prompts_for
+from embedft.training.checkpoints import last_complete_checkpoint, prepare_folder, resume_point, run_fingerprint
+from embedft.core.errors import DataFileError, PipelineError
+from embedft.training.model_card import CardFacts, card_with_test_metrics, non_default_params, render_model_card
+from embedft.encoding.models import is_out_of_memory, load_model
+from embedft.config import MachineSettings
+from embedft.config.params import BaseParams, LoraParams, TrainParams, load_params
+from embedft.core.artifacts import SCORED_FILE
+from embedft.core.stage_files import read_negatives, read_scored
+from embedft.training.data import Example, build_training_set, check_settings, group_by_negative_count
+from embedft.training.losses import build_loss, matryoshka_schedule
+from embedft.training.monitor import CURVES, DEV_CURVES, TrainingCurves, load_dev_set
+from embedft.training.arguments import choose_precision, out_of_memory_message, prompts_for
 
 from conftest import TINY_DOCS
 from train_fixtures import mined_rows, scored_rows, write_jsonl, write_project
@@ -41,14 +43,10 @@ def test_params_yaml_train_section_is_valid_and_complete():
     assert load_params(TEMPLATE_ROOT / "params.yaml").train.loss == "MultipleNegativesRankingLoss"
 
 
-def test_dvc_yaml_train_params_are_every_key_but_resume():
+def test_dvc_yaml_train_reads_the_base_and_train_sections_whole():
     stage = yaml.safe_load((TEMPLATE_ROOT / "dvc.yaml").read_text())["stages"]["train"]
-    listed = {p.removeprefix("train.") for p in stage["params"] if p.startswith("train.")}
-    assert listed == set(TrainParams.model_fields) - {"resume"}
-    deps = set(stage["deps"])
-    for module in ("train", "fine_tune", "train_setup", "train_data", "train_losses", "train_monitor", "train_report",
-                   "checkpoints", "lora", "model_card", "distributed"):
-        assert f"stages/{module}.py" in deps, module
+    assert stage["params"] == ["base", "train"]  # resuming is a machine setting, so every train key decides the result
+    assert {"stages/train.py", "embedft/training"} <= set(stage["deps"])
 
 
 def test_matryoshka_weights_must_match_dims(tmp_path):
@@ -76,8 +74,8 @@ def test_unknown_loss_is_rejected(tmp_path):
 
 def test_mined_rows_keep_negatives_in_numeric_order(tmp_path):
     row = {"anchor": "a", "positive": "p", **{f"negative_{i}": f"n{i}" for i in range(1, 12)}}
-    rows = read_mined_rows(write_jsonl(tmp_path / "negatives.jsonl", [row]))
-    assert rows[0][1] == tuple(f"n{i}" for i in range(1, 12))
+    rows = read_negatives(write_jsonl(tmp_path / "negatives.jsonl", [row]))
+    assert rows[0].negatives == tuple(f"n{i}" for i in range(1, 12))
 
 
 @pytest.mark.parametrize("row, message", [
@@ -89,7 +87,7 @@ def test_mined_rows_keep_negatives_in_numeric_order(tmp_path):
 def test_bad_mined_row_names_file_and_line(tmp_path, row, message):
     path = write_jsonl(tmp_path / "negatives.jsonl", [{"anchor": "ok", "positive": "fine"}, row])
     with pytest.raises(DataFileError) as caught:
-        read_mined_rows(path)
+        read_negatives(path)
     assert str(caught.value).startswith(f"{path}:2: ")
     assert message in str(caught.value)
 
@@ -105,7 +103,7 @@ def test_bad_scored_row_names_file_and_line(tmp_path, change, message):
     path = tmp_path / SCORED_FILE
     path.write_text(json.dumps(good) + "\n" + json.dumps({**good, **change}) + "\n")
     with pytest.raises(DataFileError) as caught:
-        read_scored_rows(path)
+        read_scored(path)
     assert str(caught.value).startswith(f"{path}:2: ") and message in str(caught.value)
 
 
@@ -204,24 +202,26 @@ def test_matryoshka_schedule():
 @pytest.mark.parametrize("name", ["MultipleNegativesRankingLoss", "CachedMultipleNegativesRankingLoss", "GISTEmbedLoss",
                                   "CachedGISTEmbedLoss", "TripletLoss", "CoSENTLoss", "MarginMSELoss"])
 def test_build_loss_makes_the_named_loss(tiny_model, name):
-    loss = build_loss(tiny_model, TrainParams(loss=name, mini_batch_size=8, matryoshka_dims=[]), guide=tiny_model)
+    loss = build_loss(tiny_model, TrainParams(loss=name, matryoshka_dims=[]), MachineSettings(train_mini_batch_size=8), guide=tiny_model)
     assert type(loss).__name__ == name
     if name.startswith("Cached"):
         assert loss.mini_batch_size == 8
-    wrapped = build_loss(tiny_model, TrainParams(loss=name, matryoshka_dims=[32]), guide=tiny_model)
+    if name == "TripletLoss":
+        assert loss.triplet_margin == TrainParams().triplet_margin
+    wrapped = build_loss(tiny_model, TrainParams(loss=name, matryoshka_dims=[32]), MachineSettings(), guide=tiny_model)
     assert isinstance(wrapped, losses.MatryoshkaLoss) and list(wrapped.matryoshka_dims) == [64, 32]
 
 
 def test_in_batch_negatives_are_gathered_across_processes(tiny_model):
     for name in ("MultipleNegativesRankingLoss", "CachedMultipleNegativesRankingLoss", "GISTEmbedLoss", "CachedGISTEmbedLoss"):
         settings = TrainParams(loss=name, matryoshka_dims=[])
-        assert build_loss(tiny_model, settings, guide=tiny_model, world_size=2).gather_across_devices is True
-        assert build_loss(tiny_model, settings, guide=tiny_model, world_size=1).gather_across_devices is False
+        assert build_loss(tiny_model, settings, MachineSettings(), guide=tiny_model, world_size=2).gather_across_devices is True
+        assert build_loss(tiny_model, settings, MachineSettings(), guide=tiny_model, world_size=1).gather_across_devices is False
 
 
 def test_gist_without_guide_is_an_error(tiny_model):
     with pytest.raises(PipelineError, match="train.loss GISTEmbedLoss needs a guide model"):
-        build_loss(tiny_model, TrainParams(loss="GISTEmbedLoss"), guide=None)
+        build_loss(tiny_model, TrainParams(loss="GISTEmbedLoss"), MachineSettings(), guide=None)
 
 
 def test_choose_precision(monkeypatch):
@@ -249,11 +249,11 @@ def test_out_of_memory_is_recognised_and_explained():
     assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert is_out_of_memory(RuntimeError("MPS backend out of memory"))
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
-    message = out_of_memory_message(TrainParams(batch_size=256), "cuda:0")
-    assert "CachedMultipleNegativesRankingLoss" in message and "train.mini_batch_size" in message
+    message = out_of_memory_message(TrainParams(batch_size=256), MachineSettings(), "cuda:0")
+    assert "CachedMultipleNegativesRankingLoss" in message and "machine setting train_mini_batch_size" in message
     assert "train.gradient_accumulation_steps" in message and "cuda:0" in message
-    cached = out_of_memory_message(TrainParams(loss="CachedMultipleNegativesRankingLoss", mini_batch_size=64), "cuda")
-    assert "Lower train.mini_batch_size (now 64; try 32)" in cached
+    cached = out_of_memory_message(TrainParams(loss="CachedMultipleNegativesRankingLoss"), MachineSettings(train_mini_batch_size=64), "cuda")
+    assert "Lower the machine setting train_mini_batch_size (now 64; try 32)" in cached
 
 
 # --- checkpoints, curves, dev set ------------------------------------------------------------------------------
@@ -262,7 +262,6 @@ def test_resume_only_from_a_complete_checkpoint_of_the_same_run(tmp_path):
     folder = tmp_path / "checkpoints"
     inputs = [write_jsonl(tmp_path / "negatives.jsonl", mined_rows(2))]
     fingerprint = run_fingerprint(BaseParams(), TrainParams(), inputs)
-    assert run_fingerprint(BaseParams(), TrainParams(resume=False), inputs) == fingerprint  # resume is not part of it
     assert run_fingerprint(BaseParams(), TrainParams(learning_rate=1e-3), inputs) != fingerprint
     prepare_folder(folder, fingerprint, keep=False)
     for step, complete in ((3, True), (6, True), (9, False)):  # 9: killed while saving
@@ -365,7 +364,7 @@ def test_card_with_test_metrics_fills_the_test_section():
 def test_aligned_sampler_keeps_processes_on_one_group_per_step():
     from torch.utils.data import BatchSampler, ConcatDataset, SequentialSampler
 
-    from stages.train_data import AlignedProportionalBatchSampler
+    from embedft.training.sampler import AlignedProportionalBatchSampler
 
     groups = [list(range(10)), list(range(6))]
     samplers = [BatchSampler(SequentialSampler(group), 2, drop_last=False) for group in groups]  # 5 and 3 batches
@@ -385,13 +384,13 @@ def enum_value(setting):
 
 
 def test_training_arguments_follow_params(tmp_path):
-    from stages.train_setup import training_arguments
+    from embedft.training.arguments import training_arguments
 
     write_jsonl(tmp_path / "negatives.jsonl", mined_rows(24, negatives=(0, 1)))
     settings = TrainParams(batch_size=4, gradient_accumulation_steps=3, lr_scheduler="cosine", max_grad_norm=0.5,
-                           gradient_checkpointing=True, eval_steps=7, max_steps=20)
-    base = BaseParams(seed=5, query_prompt="q: ")
-    args = training_arguments(settings, base, tmp_path / "ck", "cpu", build_training_set(settings, tmp_path, 4), True, 2)
+                           eval_steps=7, max_steps=20)
+    base, machine = BaseParams(seed=5, query_prompt="q: "), MachineSettings(gradient_checkpointing=True)
+    args = training_arguments(settings, base, machine, tmp_path / "ck", "cpu", build_training_set(settings, tmp_path, 4), True, 2)
     assert args.report_to in ([], "none", ["none"])  # explicitly no integration
     assert (args.gradient_accumulation_steps, args.max_grad_norm, args.max_steps) == (3, 0.5, 20)
     assert enum_value(args.lr_scheduler_type) == "cosine" and args.seed == args.data_seed == 5
@@ -401,13 +400,13 @@ def test_training_arguments_follow_params(tmp_path):
     assert enum_value(args.batch_sampler) == "no_duplicates" and args.multi_dataset_batch_sampler.keywords == {"world_size": 2}
     assert args.prompts == {"anchor": "q: ", "positive": "", "negative_1": ""}
     triplet = TrainParams(loss="TripletLoss", keep_best=False, early_stopping_patience=0)
-    args = training_arguments(triplet, base, tmp_path / "ck", "cpu", build_training_set(triplet, tmp_path, 4), False)
+    args = training_arguments(triplet, base, machine, tmp_path / "ck", "cpu", build_training_set(triplet, tmp_path, 4), False)
     assert enum_value(args.batch_sampler) == "batch_sampler"  # no in-batch negatives: plain random batches
     assert enum_value(args.eval_strategy) == "no" and not args.load_best_model_at_end
 
 
 def test_bm25_teacher_scores_get_a_warning(tmp_path):
-    from stages.train_data import score_warning
+    from embedft.training.data import score_warning
 
     write_jsonl(tmp_path / SCORED_FILE, [{**row, "score_source": "bm25"} for row in scored_rows(4)])
     assert "come from BM25" in score_warning(build_training_set(TrainParams(loss="CoSENTLoss"), tmp_path, 4))

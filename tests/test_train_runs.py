@@ -14,18 +14,21 @@ import torch
 from safetensors.torch import load_file
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 
-import stages.fine_tune
+import embedft.training.fine_tuning
 import stages.train
-from stages.errors import PipelineError
-from stages.fine_tune import fine_tune
-from stages.models import load_model
-from stages.params import BaseParams, LoraParams, TrainParams
-from stages.paths import round_paths
-from stages.train_data import SCORED_FILE, build_training_set
-from stages.train_monitor import DEV_CURVES, TrainingCurves, dev_evaluator, dev_metrics, load_dev_set
+from embedft.core.errors import PipelineError
+from embedft.training.fine_tuning import fine_tune
+from embedft.encoding.models import load_model
+from embedft.config import BaseParams, LoraParams, MachineSettings, TrainParams
+from embedft.core.artifacts import round_paths
+from embedft.core.artifacts import SCORED_FILE
+from embedft.training.data import build_training_set
+from embedft.training.monitor import DEV_CURVES, TrainingCurves, dev_evaluator, dev_metrics, load_dev_set
 
 from conftest import TINY_QUERIES
 from train_fixtures import mined_rows, scored_rows, write_jsonl, write_project
+
+MACHINE = MachineSettings(device="cpu", encode_batch_size=16)
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,14 +50,13 @@ def stage_env() -> dict[str, str]:
 
 def test_fine_tune_keeps_the_best_dev_checkpoint_and_reports(tiny_model_path, tmp_path):
     project = write_project(tmp_path, tiny_model_path)
-    base = BaseParams(model=str(tiny_model_path), device="cpu", seed=0, query_prompt="query: ", document_prompt="passage: ",
-                      encode_batch_size=16)
+    base = BaseParams(model=str(tiny_model_path), seed=0, query_prompt="query: ", document_prompt="passage: ")
     train = settings(epochs=2, early_stopping_patience=0)
     training = build_training_set(train, project / "data" / "negatives", min_group_size=train.batch_size)
     dev = load_dev_set(project / "data" / "split", project / "data" / "corpus" / "corpus.jsonl", 0, base.seed)
     curves = TrainingCurves(tmp_path / "checkpoints" / "dvclive")
 
-    model, report, facts = fine_tune(training, dev, base, train, tmp_path / "checkpoints", curves)
+    model, report, facts = fine_tune(training, dev, base, train, MACHINE, tmp_path / "checkpoints", curves)
 
     assert report["pairs"] == 24 and report["pairs_by_source"] == {"labelled": 12, "title": 12}
     assert report["steps"] == 12 and report["pairs_seen"] == 48 and report["epochs"] == 2.0
@@ -65,7 +67,7 @@ def test_fine_tune_keeps_the_best_dev_checkpoint_and_reports(tiny_model_path, tm
     assert set(dev_report["base"]) == set(dev_report["best"]) == {"ndcg@10", "mrr@10", "recall@10", "map@100"}
     assert dev_report["best"]["ndcg@10"] >= dev_report["final"]["ndcg@10"]
     # The returned model is the best checkpoint: it scores what the best evaluation logged.
-    assert dev_metrics(dev_evaluator(dev, base)(model), prefix="") == pytest.approx(dev_report["best"], abs=1e-6)
+    assert dev_metrics(dev_evaluator(dev, base, MACHINE)(model), prefix="") == pytest.approx(dev_report["best"], abs=1e-6)
     assert model.prompts == {"query": "query: ", "document": "passage: "}
     assert facts.loss == "MatryoshkaLoss(MultipleNegativesRankingLoss, dims 64/32, weights 1/1)"
     ndcg = (tmp_path / "checkpoints" / "dvclive" / "metrics" / "dev_ndcg_at_10.tsv").read_text().splitlines()
@@ -79,29 +81,31 @@ def test_fine_tune_keeps_the_best_dev_checkpoint_and_reports(tiny_model_path, tm
 def test_every_loss_trains(tiny_model_path, tmp_path, loss):
     write_jsonl(tmp_path / "negatives.jsonl", mined_rows(24, negatives=(1, 2)))
     write_jsonl(tmp_path / SCORED_FILE, scored_rows(12))
-    base = BaseParams(model=str(tiny_model_path), device="cpu", seed=0)
-    train = settings(loss=loss, max_steps=2, mini_batch_size=2)
+    base = BaseParams(model=str(tiny_model_path), seed=0)
+    train = settings(loss=loss, max_steps=2)
     before = encode(load_model(str(tiny_model_path), "cpu", 32))
-    model, report, _ = fine_tune(build_training_set(train, tmp_path, train.batch_size), None, base, train, tmp_path / "checkpoints")
+    machine = MACHINE.model_copy(update={"train_mini_batch_size": 2})
+    model, report, _ = fine_tune(build_training_set(train, tmp_path, train.batch_size), None, base, train, machine, tmp_path / "checkpoints")
     assert report["steps"] == 2 and np.isfinite(report["train_loss"]) and "dev" not in report
     assert not np.allclose(before, encode(model), atol=1e-5)  # the weights moved
 
 
 def test_lora_adapter_trains_and_the_saved_model_loads_plainly(tiny_model_path, tmp_path):
     project = write_project(tmp_path, tiny_model_path)
-    base = BaseParams(model=str(tiny_model_path), device="cpu", seed=0, encode_batch_size=16)
-    train = settings(epochs=2, learning_rate=1e-2, gradient_checkpointing=True, early_stopping_patience=0,
+    base = BaseParams(model=str(tiny_model_path), seed=0)
+    train = settings(epochs=2, learning_rate=1e-2, early_stopping_patience=0,
                      lora=LoraParams(enabled=True, r=4, alpha=8, target_modules=["query", "value"]))
+    machine = MACHINE.model_copy(update={"gradient_checkpointing": True})
     dev = load_dev_set(project / "data" / "split", project / "data" / "corpus" / "corpus.jsonl", 0, base.seed)
     training = build_training_set(train, project / "data" / "negatives", 4)
-    model, report, facts = fine_tune(training, dev, base, train, tmp_path / "checkpoints")
+    model, report, facts = fine_tune(training, dev, base, train, machine, tmp_path / "checkpoints")
     model.save(str(tmp_path / "saved"))
 
     assert not (tmp_path / "saved" / "adapter_config.json").exists() and facts.lora  # merged, not an adapter
     loaded = SentenceTransformer(str(tmp_path / "saved"), device="cpu")
     assert np.allclose(encode(loaded), encode(model), atol=1e-5)
     # The best checkpoint (adapters only) was loaded back before merging: the saved model scores what it logged.
-    assert dev_metrics(dev_evaluator(dev, base)(loaded), prefix="") == pytest.approx(report["dev"]["best"], abs=1e-6)
+    assert dev_metrics(dev_evaluator(dev, base, MACHINE)(loaded), prefix="") == pytest.approx(report["dev"]["best"], abs=1e-6)
     trained, original = load_file(tmp_path / "saved" / "model.safetensors"), load_file(tiny_model_path / "model.safetensors")
     changed = {name for name in original if not torch.equal(original[name], trained[name])}
     assert changed and all(".query." in name or ".value." in name for name in changed)  # only the adapted layers moved
@@ -109,10 +113,10 @@ def test_lora_adapter_trains_and_the_saved_model_loads_plainly(tiny_model_path, 
 
 def test_early_stopping_stops_when_dev_stops_improving(tiny_model_path, tmp_path):
     project = write_project(tmp_path, tiny_model_path)
-    base = BaseParams(model=str(tiny_model_path), device="cpu", seed=0, encode_batch_size=16)
+    base = BaseParams(model=str(tiny_model_path), seed=0)
     train = settings(epochs=3, learning_rate=1e-9, eval_steps=2, early_stopping_patience=2, matryoshka_dims=[])
     dev = load_dev_set(project / "data" / "split", project / "data" / "corpus" / "corpus.jsonl", 0, base.seed)
-    _, report, _ = fine_tune(build_training_set(train, project / "data" / "negatives", 4), dev, base, train, tmp_path / "ck")
+    _, report, _ = fine_tune(build_training_set(train, project / "data" / "negatives", 4), dev, base, train, MACHINE, tmp_path / "ck")
     # A learning rate this small leaves the ranking as it is: after the first evaluation, two without a gain.
     assert report["stopped_early"] == 1 and report["steps"] == 6 and report["dev"]["best_step"] == 2
 
@@ -121,8 +125,8 @@ def test_missing_gist_guide_names_the_key(tiny_model_path, tmp_path):
     write_jsonl(tmp_path / "negatives.jsonl", mined_rows(8))
     train = settings(loss="GISTEmbedLoss", gist_guide=str(tmp_path / "no-such-model"))
     with pytest.raises(PipelineError, match=r"train.gist_guide: model path '.*no-such-model' does not exist"):
-        fine_tune(build_training_set(train, tmp_path, 4), None, BaseParams(model=str(tiny_model_path), device="cpu"), train,
-                  tmp_path / "checkpoints")
+        fine_tune(build_training_set(train, tmp_path, 4), None, BaseParams(model=str(tiny_model_path)), train,
+                  MACHINE, tmp_path / "checkpoints")
 
 
 def test_out_of_memory_becomes_advice(tiny_model_path, tmp_path, monkeypatch):
@@ -134,10 +138,10 @@ def test_out_of_memory_becomes_advice(tiny_model_path, tmp_path, monkeypatch):
     monkeypatch.setattr(SentenceTransformerTrainer, "train", out_of_memory)
     train = settings()
     with pytest.raises(PipelineError) as caught:
-        fine_tune(build_training_set(train, tmp_path, 4), None, BaseParams(model=str(tiny_model_path), device="cpu"), train,
-                  tmp_path / "checkpoints")
+        fine_tune(build_training_set(train, tmp_path, 4), None, BaseParams(model=str(tiny_model_path)), train,
+                  MACHINE, tmp_path / "checkpoints")
     message = str(caught.value)
-    assert message.startswith("train: out of memory on cpu")
+    assert message.startswith("out of memory on cpu")
     assert "CachedMultipleNegativesRankingLoss" in message and "train.gradient_accumulation_steps" in message
 
 
@@ -148,18 +152,18 @@ def test_diverged_training_is_reported_not_saved(tiny_model_path, tmp_path, monk
     monkeypatch.setattr(SentenceTransformerTrainer, "train", lambda *args, **kwargs: TrainOutput(2, float("nan"), {}))
     train = settings()
     with pytest.raises(PipelineError, match=r"the training loss is nan \(training diverged\); lower train.learning_rate"):
-        fine_tune(build_training_set(train, tmp_path, 4), None, BaseParams(model=str(tiny_model_path), device="cpu"), train,
-                  tmp_path / "checkpoints")
+        fine_tune(build_training_set(train, tmp_path, 4), None, BaseParams(model=str(tiny_model_path)), train,
+                  MACHINE, tmp_path / "checkpoints")
 
 
 def test_bad_settings_fail_before_any_model_is_loaded(tiny_model_path, tmp_path, monkeypatch):
     write_project(tmp_path, tiny_model_path, train={"loss": "MarginMSELoss"})
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(stages.fine_tune, "load_model_with", lambda *args, **kwargs: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(embedft.training.fine_tuning, "load_model_with", lambda *args, **kwargs: pytest.fail("a model was loaded"))
     with pytest.raises(PipelineError, match="train.loss is MarginMSELoss, which trains on teacher scores"):
         stages.train.main([])
     write_project(tmp_path, tiny_model_path, train={"precision": "bf16"})
-    monkeypatch.setattr(stages.fine_tune, "pick_device", lambda *args, **kwargs: "cuda")
+    monkeypatch.setattr(embedft.training.fine_tuning, "pick_device", lambda *args, **kwargs: "cuda")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
     with pytest.raises(PipelineError, match="train.precision is bf16"):
         stages.train.main([])
@@ -171,8 +175,8 @@ def test_round_two_reads_and_writes_its_own_paths(tiny_model_path, tmp_path, mon
     write_project(tmp_path, tiny_model_path, train={"max_steps": 2}, negatives_dir=str(paths.negatives))
     monkeypatch.chdir(tmp_path)
     stages.train.main(["--round", "2"])
-    assert json.loads((paths.metrics / "train.json").read_text())["steps"] == 2
-    assert (paths.plots / "train" / "loss.tsv").is_file() and not paths.checkpoints.exists()
+    assert json.loads(paths.train_metrics.read_text())["steps"] == 2
+    assert (paths.train_plots / "loss.tsv").is_file() and not paths.checkpoints.exists()
     assert SentenceTransformer(str(paths.model), device="cpu").encode(["x"]).shape == (1, 64)
     card = (paths.model / "README.md").read_text()
     assert f"from `{paths.negatives / 'negatives.jsonl'}`" in card and f'SentenceTransformer("{paths.model}")' in card
@@ -195,7 +199,7 @@ stage.run_stage(lambda: stage.main([]))
 """
 
 
-def test_killed_run_resumes_to_the_same_model(tiny_model_path, tmp_path, monkeypatch, capsys):
+def test_killed_run_resumes_to_the_same_model(tiny_model_path, tmp_path, monkeypatch, caplog):
     project = write_project(tmp_path / "project", tiny_model_path, train={"early_stopping_patience": 0, "epochs": 2, "eval_steps": 6})
     killed = subprocess.run([sys.executable, "-c", KILL_AT_SAVE, "6"], cwd=project, env=stage_env(), capture_output=True, text=True)
     assert killed.returncode == -9, killed.stderr[-2000:]
@@ -203,8 +207,9 @@ def test_killed_run_resumes_to_the_same_model(tiny_model_path, tmp_path, monkeyp
     assert (project / ".checkpoints" / "train" / "checkpoint-6" / "trainer_state.json").is_file()
 
     monkeypatch.chdir(project)
+    caplog.set_level("INFO", logger="embedft")
     stages.train.main([])
-    assert "train: resuming from .checkpoints/train/checkpoint-6" in capsys.readouterr().out
+    assert "resuming from .checkpoints/train/checkpoint-6" in caplog.text
     report = json.loads(Path("metrics/train.json").read_text())
     assert report["resumed_from_step"] == 6 and report["steps"] == 6 * 2
     resumed = Path("models/finetuned/model.safetensors").read_bytes()

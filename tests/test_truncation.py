@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stages.models import load_model
-from stages.truncation import count_over_window, truncation_warning
+from embedft.encoding.models import load_model
+from embedft.encoding.token_window import count_over_window, truncation_warning
 
 
 def test_counts_texts_over_the_window_including_the_prompt(tiny_model_path):
@@ -17,5 +17,5 @@ def test_counts_texts_over_the_window_including_the_prompt(tiny_model_path):
 def test_warning_names_the_key_and_the_share():
     assert truncation_warning("documents", 0, 10, 256, "base.max_seq_length") is None
     message = truncation_warning("documents", 3, 12, 256, "base.max_seq_length")
-    assert message == ("warning: 3 of 12 documents (25.0%) are longer than base.max_seq_length (256 tokens) and were "
+    assert message == ("3 of 12 documents (25.0%) are longer than base.max_seq_length (256 tokens) and were "
                        "truncated to it; raise base.max_seq_length if their ends matter")

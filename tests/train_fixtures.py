@@ -39,7 +39,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def write_project(root: Path, model_path: Path, train: dict | None = None, rows: list[dict] | None = None,
-                  dev_queries: int = 4, negatives_dir: str = "data/negatives") -> Path:
+                  dev_queries: int = 4, negatives_dir: str = "data/negatives", machine: dict | None = None) -> Path:
     """A folder laid out like the template after `mine_negatives`: corpus, dev split, negatives and params.yaml."""
     write_jsonl(root / "data" / "corpus" / "corpus.jsonl", [{"_id": t, "title": t, "text": x} for t, x in TINY_DOCS])
     dev = root / "data" / "split" / "dev"
@@ -48,7 +48,7 @@ def write_project(root: Path, model_path: Path, train: dict | None = None, rows:
     write_jsonl(root / negatives_dir / "negatives.jsonl", mined_rows() if rows is None else rows)
     settings = {"batch_size": 4, "learning_rate": 1e-3, "max_seq_length": 32, "matryoshka_dims": [64, 32],
                 "eval_steps": 3, "logging_steps": 1, **(train or {})}
-    params = {"base": {"model": str(model_path), "device": "cpu", "seed": 0, "max_seq_length": 32, "encode_batch_size": 16},
-              "train": settings}
+    params = {"base": {"model": str(model_path), "seed": 0, "max_seq_length": 32}, "train": settings}
     (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    (root / "machine.yaml").write_text(yaml.safe_dump({"device": "cpu", "encode_batch_size": 16, **(machine or {})}), encoding="utf-8")
     return root

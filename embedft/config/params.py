@@ -1,28 +1,25 @@
-"""Typed, validated access to ``params.yaml``.
+"""Typed, validated access to ``params.yaml``: the settings that decide a run's results.
 
 Every stage validates the whole file before doing any work, so a typo in any section is caught at once,
-but it only *uses* (and only lists as a DVC dependency) the sections it needs.
+but it only *uses* (and only lists as a DVC dependency) the sections it needs. The defaults here are the
+values ``params.yaml`` ships with (a test keeps the two equal). How the machine runs the pipeline (device,
+batch sizes for inference, resuming) is not here: see :mod:`embedft.config.machine`.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from stages.errors import PipelineError
+from embedft.config.choices import CORPUS_SOURCE_NAMES, SOURCE_NAMES
+from embedft.config.losses import LOSS_NAMES
+from embedft.config.validation import Section, read_yaml_mapping, validate
+from embedft.core import PipelineError
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
-
-
-class Section(BaseModel):
-    """A params section: unknown keys are errors, so a misspelt key never silently falls back to a default."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
 class BaseParams(Section):
@@ -36,16 +33,8 @@ class BaseParams(Section):
     query_prompt: str = Field("", description="Text put before every query (e.g. bge's instruction).")
     document_prompt: str = Field("", description="Text put before every document.")
     max_seq_length: int = Field(256, ge=8, description="Tokens kept per text when encoding.")
-    encode_batch_size: int = Field(64, ge=1, description="Texts per forward pass when encoding.")
-    device: str = Field("auto", description="'auto' (CUDA, then MPS, then CPU), or a torch device string.")
-    on_missing_gpu: Literal["error", "cpu"] = Field(
-        "error", description="When `device` names a GPU this machine lacks: 'error' stops, 'cpu' warns and uses the CPU."
-    )
     trust_remote_code: bool = Field(
         False, description="Run Python code shipped with a model (some Hub models need it). Off: that code runs with your rights."
-    )
-    search_chunk_size: int = Field(
-        50_000, ge=1, description="Corpus rows scored at once in exact search; bounds memory, not results."
     )
 
 
@@ -71,6 +60,27 @@ class DataParams(Section):
         "general_pairs.jsonl",
         description="Inside `dir`: general-domain {anchor, positive} pairs, mixed in when synthesize.general_mix.fraction > 0.",
     )
+
+    @property
+    def corpus_path(self) -> Path:
+        """The user's corpus file or folder; only `ingest` reads it, later stages read the canonical copy."""
+        return Path(self.dir) / self.corpus
+
+    @property
+    def queries_path(self) -> Path:
+        return Path(self.dir) / self.queries
+
+    @property
+    def qrels_path(self) -> Path:
+        return Path(self.dir) / self.qrels
+
+    @property
+    def search_logs_path(self) -> Path:
+        return Path(self.dir) / self.search_logs
+
+    @property
+    def general_pairs_path(self) -> Path:
+        return Path(self.dir) / self.general_pairs
 
 
 class IngestParams(Section):
@@ -111,9 +121,9 @@ class SplitParams(Section):
         return self
 
 
-PairSource = Literal["labelled", "title", "section", "first_sentence", "search_log", "llm", "generated", "general"]
-"""The tag every training pair carries: where it came from."""
-CorpusPairSource = Literal["labelled", "title", "section", "first_sentence", "search_log", "llm", "generated"]
+PairSource = Literal[SOURCE_NAMES]  # type: ignore[valid-type]
+"""The tag every training pair carries: where it came from (see embedft.config.choices.PAIR_SOURCES)."""
+CorpusPairSource = Literal[CORPUS_SOURCE_NAMES]  # type: ignore[valid-type]
 """Sources whose positive is a corpus document (every source but the general-domain mix-in)."""
 QueryStyle = Literal["question", "keyword", "claim"]
 
@@ -167,13 +177,6 @@ class LlmParams(Section):
     max_passage_chars: int = Field(4000, ge=100, description="Passages are cut to this many characters in the prompt.")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(512, ge=16, description="Most tokens per reply.")
-    concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
-    timeout_seconds: float = Field(60.0, gt=0.0, description="A request with no reply after this long is retried.")
-    max_retries: int = Field(6, ge=0, description="Retries per passage after a rate limit (429), server error (5xx), timeout or lost connection.")
-    backoff_initial_seconds: float = Field(1.0, ge=0.0, description="First wait before a retry; doubles each time.")
-    backoff_max_seconds: float = Field(
-        60.0, ge=0.0, description="Longest wait before a retry. A 429 whose Retry-After asks for longer stops the stage."
-    )
     cache: str = Field(
         ".cache/llm_queries.sqlite",
         description="SQLite file of every reply, keyed by (model, prompt template, passage hash); outside DVC's outputs, "
@@ -307,13 +310,9 @@ class MineNegativesParams(Section):
         0.05, ge=0.0, lt=1.0,
         description="The relative margin applied to the cross-encoder's scores (same rule as relative_margin); null = off.",
     )
-    cross_encoder_batch_size: int = Field(32, ge=1, description="(query, document) pairs per cross-encoder forward pass.")
     review_queries: int = Field(30, ge=0, description="Queries in the seeded sample of the review file (reviews/mine_negatives.md).")
     search_backend: Literal["exact", "faiss"] = Field(
         "exact", description="Dense search: exact chunked numpy, or FAISS (optional dependency, for large corpora)."
-    )
-    search_memory_mb: float = Field(
-        1024, ge=1, description="Working memory of one exact-search block in MiB; bounds memory whatever the corpus size."
     )
     faiss_index: str = Field(
         "Flat", description="FAISS index_factory description: Flat (exact), or approximate e.g. 'IVF4096,Flat', 'HNSW32'."
@@ -342,17 +341,6 @@ class RoundsParams(Section):
         return self
 
 
-TRAIN_LOSSES = (
-    "MultipleNegativesRankingLoss",
-    "CachedMultipleNegativesRankingLoss",
-    "GISTEmbedLoss",
-    "CachedGISTEmbedLoss",
-    "TripletLoss",
-    "CoSENTLoss",
-    "MarginMSELoss",
-)
-"""The sentence-transformers losses `train.loss` can name."""
-
 LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt")
 
 
@@ -376,11 +364,8 @@ class LoraParams(Section):
 class TrainParams(Section):
     """Fine-tuning: the loss, batching, optimiser, precision, dev evaluation, checkpoints and LoRA."""
 
-    loss: Literal[TRAIN_LOSSES] = Field(  # type: ignore[valid-type]
-        "MultipleNegativesRankingLoss", description="The sentence-transformers loss; see README 'Training'."
-    )
-    mini_batch_size: int = Field(
-        32, ge=1, description="Cached* losses: texts per forward pass; memory follows it, not batch_size."
+    loss: Literal[LOSS_NAMES] = Field(  # type: ignore[valid-type]
+        "MultipleNegativesRankingLoss", description="The sentence-transformers loss; see embedft.config.losses."
     )
     gist_guide: str = Field("", description="GIST losses: the guide model; empty = base.model.")
     triplet_margin: float = Field(5.0, gt=0, description="TripletLoss: the negative must be this much farther (Euclidean).")
@@ -390,12 +375,12 @@ class TrainParams(Section):
     gradient_accumulation_steps: int = Field(
         1, ge=1, description="Batches per optimizer step. Does not add in-batch negatives (Cached* losses do)."
     )
-    learning_rate: float = Field(2e-5, gt=0)
+    learning_rate: float = Field(5e-5, gt=0)
     lr_scheduler: Literal[LR_SCHEDULERS] = Field("linear", description="Learning-rate schedule after warm-up.")  # type: ignore[valid-type]
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Fraction of the steps spent warming up.")
     weight_decay: float = Field(0.01, ge=0.0)
     max_grad_norm: float = Field(1.0, ge=0.0, description="Gradient clipping norm; 0 turns clipping off.")
-    max_seq_length: int = Field(256, ge=8, description="Tokens kept per text while training.")
+    max_seq_length: int = Field(128, ge=8, description="Tokens kept per text while training.")
     matryoshka_dims: list[int] = Field(
         default_factory=lambda: [384, 256, 128, 64],
         description="Widths trained by MatryoshkaLoss; [] turns Matryoshka off. Widths above the model's are "
@@ -407,7 +392,6 @@ class TrainParams(Section):
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
         "auto", description="'auto' picks bf16 (or fp16) on a GPU that supports it, fp32 elsewhere."
     )
-    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward: less memory, ~30% slower.")
     logging_steps: int = Field(
         10, ge=1, description="Log the training loss and learning rate every this many steps (and at step 1): "
         "the trainer's logging and the granularity of the training curves in plots/train/."
@@ -425,10 +409,6 @@ class TrainParams(Section):
         3, ge=0, description="Stop after this many dev evaluations without improvement; 0 = never stop early."
     )
     early_stopping_threshold: float = Field(0.0, ge=0.0, description="Smallest dev nDCG@10 gain that counts as one.")
-    resume: bool = Field(
-        True, description="Resume from the last checkpoint of an interrupted run with the same params and data; "
-        "false = always start afresh."
-    )
     lora: LoraParams = LoraParams()
 
     @model_validator(mode="after")
@@ -569,35 +549,6 @@ class Params(Section):
     export: ExportParams = ExportParams()
 
 
-def _known_keys(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:
-    """The field names valid at ``location`` (a pydantic error path) in the schema."""
-    for part in location:
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return list(model.model_fields)
-
-
-def describe_validation_error(error: ValidationError, source: Path) -> str:
-    """One readable line per problem, each naming the dotted key path, with a 'did you mean' for typos."""
-    lines = []
-    for problem in error.errors():
-        location = problem["loc"]
-        key = ".".join(str(part) for part in location) or "(top level)"
-        if problem["type"] == "extra_forbidden":
-            known = _known_keys(Params, location[:-1])
-            guess = difflib.get_close_matches(str(location[-1]), known, n=1)
-            hint = f"; did you mean '{'.'.join([*map(str, location[:-1]), guess[0]])}'?" if guess else ""
-            lines.append(f"{source}: unknown key '{key}'{hint}")
-        else:
-            given = problem.get("input")
-            shown = "" if isinstance(given, dict) else f" (got {given!r})"
-            lines.append(f"{source}: key '{key}': {problem['msg']}{shown}")
-    return "\n".join(lines)
-
-
 def load_params(path: Path | str = DEFAULT_PARAMS_PATH) -> Params:
     """Read and validate ``params.yaml``.
 
@@ -608,17 +559,6 @@ def load_params(path: Path | str = DEFAULT_PARAMS_PATH) -> Params:
         PipelineError: naming the file and each offending key path.
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: params file not found") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise PipelineError(f"{where}: not valid YAML: {getattr(error, 'problem', error)}") from None
-    if not isinstance(raw, dict):
-        raise PipelineError(f"{path}: expected a mapping of sections at the top level")
-    try:
-        return Params.model_validate(raw)
-    except ValidationError as error:
-        raise PipelineError(describe_validation_error(error, path)) from None
+    if not path.is_file():
+        raise PipelineError(f"{path}: params file not found")
+    return validate(Params, read_yaml_mapping(path), path)

@@ -1,28 +1,50 @@
-"""Where each stage reads and writes; ``dvc.yaml`` declares the same paths as deps and outs."""
+"""Where each stage reads and writes: every path and file name that passes between stages, defined once.
+
+``dvc.yaml`` declares the same paths as deps and outs; a test checks that the two agree.
+"""
+
+from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.params import DataParams
-
-CORPUS_FILE = Path("data/corpus/corpus.jsonl")
+CORPUS_DIR = Path("data/corpus")
+CORPUS_FILE = CORPUS_DIR / "corpus.jsonl"
+"""The canonical corpus `ingest` writes; every later stage reads this one, never the user's file."""
 SPLIT_DIR = Path("data/split")
+SPLIT_NAMES = ("train", "dev", "test")
 PAIRS_DIR = Path("data/pairs")
+PAIRS_FILE = "pairs.jsonl"
+"""Inside PAIRS_DIR: the training pairs of `synthesize`."""
 NEGATIVES_DIR = Path("data/negatives")
+NEGATIVES_FILE = "negatives.jsonl"
+"""Inside a round's negatives folder: (anchor, positive, source, negative_1..k) rows."""
+SCORED_FILE = "scored.jsonl"
+"""Inside a round's negatives folder: the same rows with teacher scores (for CoSENT and MarginMSE)."""
 BASE_EMBEDDINGS_DIR = Path("data/embeddings/base")
 FINETUNED_EMBEDDINGS_DIR = Path("data/embeddings/finetuned")
 FINETUNED_MODEL_DIR = Path("models/finetuned")
 CHECKPOINTS_DIR = Path(".checkpoints/train")
 METRICS_DIR = Path("metrics")
 PLOTS_DIR = Path("plots")
-TRAIN_PLOTS_DIR = PLOTS_DIR / "train"
-SPLIT_NAMES = ("train", "dev", "test")
+REVIEWS_DIR = Path("reviews")
+SYNTHESIZE_REVIEW = REVIEWS_DIR / "synthesize.md"
+"""A sample of kept and dropped pairs for people to read; git-tracked, so it shows in pull requests."""
+INGEST_METRICS = METRICS_DIR / "ingest.json"
+EMBED_METRICS = METRICS_DIR / "embed.json"
+SYNTHESIZE_METRICS = METRICS_DIR / "synthesize.json"
+TRUNCATE_METRICS = METRICS_DIR / "truncate.json"
+NDCG_BY_DIM_PLOT = PLOTS_DIR / "ndcg_by_dim.csv"
 
 
-def source_corpus_path(data: DataParams) -> Path:
-    """The user's corpus file in the configured dataset; only `ingest` reads it, the others read CORPUS_FILE."""
-    return Path(data.dir) / data.corpus
+def export_dir(export_format: str) -> Path:
+    """Where an exported copy of the fine-tuned model goes: ``models/finetuned-<format>``."""
+    return FINETUNED_MODEL_DIR.with_name(f"{FINETUNED_MODEL_DIR.name}-{export_format}")
+
+
+def export_metrics(export_format: str) -> Path:
+    return METRICS_DIR / f"export_{export_format}.json"
 
 
 @dataclass(frozen=True)
@@ -30,8 +52,8 @@ class RoundPaths:
     """Where one round of mining, training and evaluation reads and writes.
 
     Round 1 is the default pipeline (the paths above). Round N > 1 mines with round N-1's fine-tuned model
-    (whose corpus embeddings that round's `evaluate` stored) and writes everything under its own names, so
-    the rounds never overwrite each other and each is a separate DVC output.
+    (whose corpus embeddings that round's `embed_finetuned` stored) and writes everything under its own names,
+    so the rounds never overwrite each other and each is a separate DVC output.
     """
 
     number: int
@@ -45,7 +67,42 @@ class RoundPaths:
     metrics: Path
     """Folder of this round's mine.json, train.json, evaluate.json."""
     plots: Path
+    reviews: Path
     checkpoints: Path
+
+    @property
+    def name(self) -> str:
+        """'' for round 1, 'round<N>' for later rounds (the folder names they write under)."""
+        return "" if self.number == 1 else f"round{self.number}"
+
+    @property
+    def mine_metrics(self) -> Path:
+        return self.metrics / "mine.json"
+
+    @property
+    def mine_review(self) -> Path:
+        return self.reviews / "mine_negatives.md"
+
+    @property
+    def train_metrics(self) -> Path:
+        return self.metrics / "train.json"
+
+    @property
+    def train_plots(self) -> Path:
+        """The training curves (loss, learning rate, dev metrics), one dvclive TSV each."""
+        return self.plots / "train"
+
+    @property
+    def evaluate_metrics(self) -> Path:
+        return self.metrics / "evaluate.json"
+
+    @property
+    def per_query_table(self) -> Path:
+        return self.metrics / "evaluate_per_query.csv"
+
+    @property
+    def recall_plot(self) -> Path:
+        return self.plots / "recall_at_k.csv"
 
 
 def round_paths(number: int = 1) -> RoundPaths:
@@ -54,12 +111,12 @@ def round_paths(number: int = 1) -> RoundPaths:
         raise ValueError(f"round must be 1 or more, got {number}")
     if number == 1:
         return RoundPaths(1, None, BASE_EMBEDDINGS_DIR, NEGATIVES_DIR, FINETUNED_MODEL_DIR, FINETUNED_EMBEDDINGS_DIR,
-                          METRICS_DIR, PLOTS_DIR, CHECKPOINTS_DIR)
+                          METRICS_DIR, PLOTS_DIR, REVIEWS_DIR, CHECKPOINTS_DIR)
     previous = round_paths(number - 1)
     name = f"round{number}"
     return RoundPaths(number, previous.model, previous.model_embeddings, Path("data") / name / "negatives",
                       Path("models") / name, Path("data/embeddings") / name, METRICS_DIR / name, PLOTS_DIR / name,
-                      CHECKPOINTS_DIR.with_name(f"train_{name}"))
+                      REVIEWS_DIR / name, CHECKPOINTS_DIR.with_name(f"train_{name}"))
 
 
 def parse_round(argv: list[str] | None = None) -> RoundPaths:

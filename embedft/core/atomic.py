@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from stages.errors import PipelineError
+from embedft.core.errors import PipelineError
 
 STORAGE_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 """Write errors that mean the disk (or quota, or file-size limit) is full, not a bug."""
@@ -96,9 +96,3 @@ def write_json_atomic(path: Path | str, data: Any) -> None:
     """Write ``data`` as indented, key-sorted JSON so that equal data gives byte-identical files."""
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write one JSON object per line (call inside :func:`atomic_path` for atomicity)."""
-    with open(path, "w", encoding="utf-8", newline="\n") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")

@@ -1,98 +1,17 @@
-"""Reading and validating the dataset files (BEIR layout) and the pipeline's own intermediate files.
-
-Every reader reports a problem with the file and line it is on, as a :class:`DataFileError`.
-"""
+"""The dataset files in BEIR layout, and the pipeline's own copies of them: the canonical corpus (`ingest`) and
+the train/dev/test splits (`split`). One reader and one writer per file; every reader reports a problem with
+the file and line it is on, as a :class:`DataFileError`."""
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from stages.errors import DataFileError
+from embedft.core.errors import DataFileError
+from embedft.core.jsonl import read_jsonl, read_lines, write_jsonl
+from embedft.core.rows import Document, Qrels
 
-Qrels = dict[str, dict[str, int]]
-"""Relevance judgements: query id -> document id -> graded relevance (> 0 is relevant)."""
-
-
-def normalise_text(text: str) -> str:
-    """Lower-case and collapse whitespace: the form in which queries and anchors are compared."""
-    return re.sub(r"\s+", " ", text).strip().lower()
-
-
-@dataclass(frozen=True)
-class Document:
-    """One corpus entry."""
-
-    id: str
-    title: str
-    text: str
-
-    @property
-    def full_text(self) -> str:
-        """Title and text as one passage: what a retriever sees."""
-        return f"{self.title}\n{self.text}" if self.title else self.text
-
-
-def read_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield (line number, line) of a UTF-8 text file, tolerating a BOM and CRLF endings.
-
-    Raises:
-        DataFileError: the file is missing, or a line is not valid UTF-8.
-    """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataFileError(path, "file not found") from None
-    except IsADirectoryError:
-        raise DataFileError(path, "expected a file, found a folder") from None
-    raw = raw.removeprefix(b"\xef\xbb\xbf")
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        try:
-            yield number, line.decode("utf-8").rstrip("\r")
-        except UnicodeDecodeError as error:
-            raise DataFileError(path, f"not valid UTF-8 ({error.reason} at byte {error.start})", number) from None
-
-
-def read_jsonl(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> list[tuple[int, dict]]:
-    """Read a JSON-lines file whose rows are objects with string fields.
-
-    Args:
-        path: the file.
-        required: fields every row must have as a non-empty string.
-        optional: fields that may be missing, but must be strings when present.
-
-    Returns:
-        (line number, row) pairs; blank lines are skipped.
-    """
-    rows = []
-    for number, line in read_lines(path):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataFileError(path, f"malformed JSON: {error.msg} (column {error.colno})", number) from None
-        if not isinstance(row, dict):
-            raise DataFileError(path, f"expected a JSON object, got {type(row).__name__}", number)
-        for field in required:
-            value = row.get(field)
-            if field not in row:
-                raise DataFileError(path, f"missing field '{field}'", number)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and field == "_id":
-                row[field] = value = str(value)
-            if not isinstance(value, str) or not value.strip():
-                raise DataFileError(path, f"field '{field}' must be a non-empty string", number)
-        for field in optional:
-            if row.get(field) is not None and not isinstance(row[field], str):
-                raise DataFileError(path, f"field '{field}' must be a string", number)
-        rows.append((number, row))
-    if not rows:
-        raise DataFileError(path, "file is empty")
-    return rows
+QUERIES_FILE = "queries.jsonl"
+QRELS_FILE = "qrels.tsv"
 
 
 def _unique_by_id(path: Path, rows: list[tuple[int, dict]]) -> dict[int, dict]:
@@ -111,6 +30,12 @@ def read_corpus(path: Path) -> dict[str, Document]:
         row["_id"]: Document(id=row["_id"], title=(row.get("title") or "").strip(), text=row["text"].strip())
         for row in rows.values()
     }
+
+
+def write_corpus(path: Path, corpus: dict[str, Document]) -> None:
+    """Write the documents as ``{_id, title, text}`` rows in corpus order (embeddings are stored in this order;
+    call inside an atomic path)."""
+    write_jsonl(path, [{"_id": doc.id, "title": doc.title, "text": doc.text} for doc in corpus.values()])
 
 
 def read_queries(path: Path) -> dict[str, str]:
@@ -169,15 +94,18 @@ def relevant(qrels: Qrels) -> Qrels:
     return {q: docs for q, docs in kept.items() if docs}
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines file written by an earlier stage (pairs, negatives)."""
-    return [row for _, row in read_jsonl(path, required=("anchor", "positive"))]
-
-
 def read_split(folder: Path) -> tuple[dict[str, str], Qrels]:
-    """Read one split written by the `split` stage: (queries, qrels). An empty split gives two empty dicts."""
-    queries_path = folder / "queries.jsonl"
+    """Read one split written by :func:`write_split`: (queries, qrels). An empty split gives two empty dicts."""
+    queries_path = folder / QUERIES_FILE
     if not queries_path.exists() or not any(line.strip() for _, line in read_lines(queries_path)):
         return {}, {}
     queries = read_queries(queries_path)
-    return queries, read_qrels(folder / "qrels.tsv", queries)
+    return queries, read_qrels(folder / QRELS_FILE, queries)
+
+
+def write_split(folder: Path, queries: dict[str, str], qrels: Qrels) -> None:
+    """Write one split: ``queries.jsonl`` (sorted by id) and ``qrels.tsv`` into ``folder`` (created; call inside
+    an atomic path). ``queries`` may hold queries without judgements."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_jsonl(folder / QUERIES_FILE, [{"_id": q, "text": queries[q]} for q in sorted(queries)])
+    write_qrels(folder / QRELS_FILE, qrels)

@@ -15,11 +15,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stages.corpus_structure import Section, parse_sections
-from stages.data_io import Document, read_lines
-from stages.errors import DataFileError
-from stages.html_text import html_to_text
-from stages.params import IngestParams
+from embedft.config import IngestParams
+from embedft.core import DataFileError, Document, read_lines
+from embedft.corpus.html_text import html_to_text
+from embedft.corpus.sections import Section, parse_sections
 
 FORMATS = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".rst": "rst", ".txt": "text"}
 FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<yaml>.*?)\n---[ \t]*(\n|\Z)", re.DOTALL)

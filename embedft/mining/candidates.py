@@ -3,16 +3,19 @@ the dense scores the false-negative filters compare, and the dense vectors of th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from stages.errors import PipelineError
-from stages.hard_negatives import TrainingPair, Window
-from stages.lexical import bm25_search
-from stages.params import MineNegativesParams
-from stages.retrieval import StoredEmbeddings, reciprocal_rank_fusion
-from stages.vector_search import search
+from embedft.config import MineNegativesParams
+from embedft.core import Pair, PipelineError
+from embedft.encoding import StoredEmbeddings
+from embedft.mining.search_backend import search
+from embedft.mining.selection import Window
+from embedft.retrieval import bm25_search, reciprocal_rank_fusion
+
+logger = logging.getLogger(__name__)
 
 
 def window_end(settings: MineNegativesParams, corpus_size: int) -> int:
@@ -21,19 +24,20 @@ def window_end(settings: MineNegativesParams, corpus_size: int) -> int:
         raise PipelineError(f"params.yaml: mine_negatives.range_min is {settings.range_min}, but the corpus has only "
                             f"{corpus_size} documents; lower it")
     if settings.range_max > corpus_size:
-        print(f"mine_negatives: warning: mine_negatives.range_max {settings.range_max} exceeds the corpus "
-              f"({corpus_size} documents); using {corpus_size}")
+        logger.warning("mine_negatives.range_max %d exceeds the corpus (%d documents); using %d", settings.range_max,
+                       corpus_size, corpus_size)
         return corpus_size
     return settings.range_max
 
 
 def ranked_rows(
     anchors: list[str], anchor_vectors: np.ndarray, corpus_vectors: np.ndarray, doc_texts: Sequence[str],
-    settings: MineNegativesParams, depth: int,
+    settings: MineNegativesParams, depth: int, memory_mb: float = 1024,
 ) -> list[np.ndarray]:
-    """Each anchor's top ``depth`` corpus rows, best first, by the configured retriever."""
+    """Each anchor's top ``depth`` corpus rows, best first, by the configured retriever; ``memory_mb`` bounds one
+    block of the exact search (the machine's ``search_memory_mb``)."""
     def dense() -> np.ndarray:
-        return search(anchor_vectors, corpus_vectors, depth, settings.search_backend, settings.search_memory_mb,
+        return search(anchor_vectors, corpus_vectors, depth, settings.search_backend, memory_mb,
                       settings.faiss_index, settings.faiss_search_params)[0]
 
     if settings.retriever == "dense":
@@ -50,12 +54,12 @@ def ranked_rows(
 
 def candidate_windows(
     anchors: list[str], anchor_vectors: np.ndarray, corpus_vectors: np.ndarray, doc_texts: Sequence[str],
-    settings: MineNegativesParams, depth: int,
+    settings: MineNegativesParams, depth: int, memory_mb: float = 1024,
 ) -> dict[str, Window]:
     """Each anchor's candidates at ranks ``range_min`` .. ``depth`` - 1, with their dense scores."""
     windows = {}
-    for anchor, vector, ranking in zip(anchors, anchor_vectors, ranked_rows(anchors, anchor_vectors, corpus_vectors,
-                                                                            doc_texts, settings, depth)):
+    rankings = ranked_rows(anchors, anchor_vectors, corpus_vectors, doc_texts, settings, depth, memory_mb)
+    for anchor, vector, ranking in zip(anchors, anchor_vectors, rankings):
         rows = ranking[settings.range_min : depth]
         scores = np.asarray(corpus_vectors[rows], dtype=np.float32) @ vector
         windows[anchor] = Window(rows, np.arange(settings.range_min, settings.range_min + len(rows)), scores)
@@ -63,7 +67,7 @@ def candidate_windows(
 
 
 def positive_vectors(
-    pairs: list[TrainingPair], stored: StoredEmbeddings, encode_documents: Callable[[list[str]], np.ndarray]
+    pairs: list[Pair], stored: StoredEmbeddings, encode_documents: Callable[[list[str]], np.ndarray]
 ) -> np.ndarray:
     """Each pair's positive as a vector: its document's stored vector, or (not a corpus document) encoded."""
     row_of = {doc_id: row for row, doc_id in enumerate(stored.doc_ids)}

@@ -1,6 +1,6 @@
 """Inner-product top-k search with FAISS, the optional backend for large corpora (``pip install '.[faiss]'``).
 
-``Flat`` is exact (the same results as :func:`stages.retrieval.exact_search`, multi-threaded); approximate
+``Flat`` is exact (the same results as :func:`embedft.retrieval.exact_search`, multi-threaded); approximate
 indexes such as ``IVF4096,Flat`` or ``HNSW32`` trade a little recall for much less time on millions of
 documents. Results are re-ordered by (score, corpus position), so ties come out the same way as exact search.
 """
@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from stages.errors import PipelineError
+from embedft.core import PipelineError
 
 QUERY_BATCH = 16_384
 """Queries searched per FAISS call: bounds the result buffers whatever the number of queries."""

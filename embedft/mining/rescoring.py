@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from sentence_transformers import CrossEncoder
 
-from stages.errors import PipelineError
-from stages.models import pick_device
+from embedft.core import PipelineError
+from embedft.encoding import pick_device
 
 
 def load_cross_encoder(name: str, device: str = "auto", max_length: int | None = None,
@@ -19,7 +19,7 @@ def load_cross_encoder(name: str, device: str = "auto", max_length: int | None =
         name: a Hugging Face name or a local folder (``mine_negatives.cross_encoder``).
         device: 'auto' or a torch device string.
         max_length: tokens kept per (query, document) pair; None keeps the model's own limit.
-        on_missing_gpu: 'error' or 'cpu' when ``device`` names a GPU this machine lacks (``base.on_missing_gpu``).
+        on_missing_gpu: 'error' or 'cpu' when ``device`` names a GPU this machine lacks (the machine's ``on_missing_gpu``).
     """
     if name.startswith((".", "/", "~")) and not Path(name).expanduser().exists():
         raise PipelineError(f"params.yaml: mine_negatives.cross_encoder: path '{name}' does not exist")

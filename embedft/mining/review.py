@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import random
 
-from stages.hard_negatives import (COPY_OF_POSITIVE, CROSS_ENCODER, KEPT, LABELLED_POSITIVE, MAX_SCORE, RELATIVE_MARGIN,
-                                   CorpusIndex, MiningResult, Selection, TrainingPair, relative_bound)
-from stages.params import MineNegativesParams
+from embedft.config import MineNegativesParams
+from embedft.core import Pair
+from embedft.mining.corpus_index import CorpusIndex
+from embedft.mining.selection import (COPY_OF_POSITIVE, CROSS_ENCODER, KEPT, LABELLED_POSITIVE, MAX_SCORE, RELATIVE_MARGIN,
+                                      MiningResult, Selection, relative_bound)
 
 SNIPPET_CHARS = 160
 
@@ -41,7 +43,7 @@ def number(value: float | None) -> str:
     return "" if value is None or value != value else f"{value:.4f}"
 
 
-def query_section(number_in_sample: int, pair: TrainingPair, selection: Selection, index: CorpusIndex,
+def query_section(number_in_sample: int, pair: Pair, selection: Selection, index: CorpusIndex,
                   sharing: int, settings: MineNegativesParams) -> list[str]:
     """The Markdown of one sampled query."""
     positive_id = f" `{pair.positive_id}`" if pair.positive_id else " (not a corpus document)"
@@ -88,7 +90,7 @@ def run_description(settings: MineNegativesParams, model_name: str, depth: int) 
 
 
 def review_markdown(
-    pairs: list[TrainingPair],
+    pairs: list[Pair],
     result: MiningResult,
     index: CorpusIndex,
     settings: MineNegativesParams,

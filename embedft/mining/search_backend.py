@@ -1,12 +1,12 @@
 """Top-k inner-product search over stored vectors, exact or through FAISS: the choice `mine_negatives.search_backend`
-makes. Kept apart from `retrieval` so that only the stages that can search with FAISS depend on its code."""
+makes. Kept in `mining`, not `retrieval`, so that only the stages that can search with FAISS depend on its code."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from stages.faiss_search import faiss_search
-from stages.retrieval import exact_search, search_block_shape
+from embedft.mining.faiss_search import faiss_search
+from embedft.retrieval import exact_search, search_block_shape
 
 
 def search(

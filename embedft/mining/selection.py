@@ -26,28 +26,18 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from stages.data_io import Document, normalise_text
+from embedft.core import Pair, normalise_query
+from embedft.mining.corpus_index import CorpusIndex
 
 REASONS = ("", "labelled_positive", "copy_of_positive", "max_score", "relative_margin", "cross_encoder")
 """Why a candidate was dropped, by code; code 0 means it passed every filter applied to it."""
 KEPT, LABELLED_POSITIVE, COPY_OF_POSITIVE, MAX_SCORE, RELATIVE_MARGIN, CROSS_ENCODER = range(len(REASONS))
 SCORE_FILTERS = (MAX_SCORE, RELATIVE_MARGIN, CROSS_ENCODER)
-
-
-@dataclass(frozen=True)
-class TrainingPair:
-    """One (anchor, positive) pair from ``pairs.jsonl``; ``positive_id`` is empty when the positive is not a
-    corpus document (e.g. general-domain pairs mixed in)."""
-
-    anchor: str
-    positive: str
-    positive_id: str
-    source: str
 
 
 @dataclass(frozen=True)
@@ -91,69 +81,18 @@ Judge = Callable[[list[tuple[Selection, int]]], None]
 """Rescores a batch of (selection, candidate position); sets the reason of those it rejects."""
 
 
-class DocumentTexts(Sequence[str]):
-    """Each document's title + text, built when asked for, so a large corpus is not held twice in memory."""
-
-    def __init__(self, documents: list[Document]):
-        self._documents = documents
-
-    def __len__(self) -> int:
-        return len(self._documents)
-
-    def __getitem__(self, row):
-        if isinstance(row, slice):
-            return [document.full_text for document in self._documents[row]]
-        return self._documents[row].full_text
-
-
-def text_key(text: str) -> bytes:
-    """A 16-byte digest of the normalised text: equal for copies, and far smaller than the text as a dict key."""
-    return hashlib.blake2b(normalise_text(text).encode("utf-8"), digest_size=16).digest()
-
-
-class CorpusIndex:
-    """Corpus rows by document id, and each row's text digests (computed when first needed) for finding copies."""
-
-    def __init__(self, corpus: dict[str, Document]):
-        self.corpus = corpus
-        self.ids = list(corpus)
-        self._documents = list(corpus.values())
-        self.texts = DocumentTexts(self._documents)
-        self.row_of = {doc_id: row for row, doc_id in enumerate(self.ids)}
-        self._keys: dict[int, frozenset[bytes]] = {}
-
-    def keys_of(self, row: int) -> frozenset[bytes]:
-        """Digests of a row's title + text and of its text alone."""
-        if row not in self._keys:
-            document = self._documents[row]
-            self._keys[row] = frozenset({text_key(document.full_text), text_key(document.text)})
-        return self._keys[row]
-
-    def rows_of(self, doc_ids: Iterable[str]) -> set[int]:
-        """Rows of the given ids (ids not in the corpus, such as '', are skipped)."""
-        return {self.row_of[doc_id] for doc_id in doc_ids if doc_id in self.row_of}
-
-    def copies_among(self, candidates: Iterable[int], texts: Iterable[str] = (), rows: Iterable[int] = ()) -> set[int]:
-        """Those ``candidates`` whose title + text, or text alone, equals one of ``texts`` or a text of one of ``rows``.
-
-        Only candidates are looked at, so the cost follows the rank windows, not the corpus size.
-        """
-        wanted = {text_key(text) for text in texts}.union(*(self.keys_of(row) for row in rows))
-        return {int(row) for row in candidates if self.keys_of(int(row)) & wanted}
-
-
 def relative_bound(positive_score: float, margin: float) -> float:
     """The score a candidate may not exceed: ``positive - |positive| * margin`` (sentence-transformers' rule)."""
     return positive_score - abs(positive_score) * margin
 
 
-def pair_seed(seed: int, pair: TrainingPair) -> int:
+def pair_seed(seed: int, pair: Pair) -> int:
     """A seed for one pair's random draw that does not depend on the other pairs or their order."""
     digest = hashlib.sha256(f"{seed}\0{pair.anchor}\0{pair.positive_id}\0{pair.positive}".encode()).digest()
     return int.from_bytes(digest[:8], "big")
 
 
-def new_selection(pair: TrainingPair, window: Window, positive_score: float, sampling: str, seed: int) -> Selection:
+def new_selection(pair: Pair, window: Window, positive_score: float, sampling: str, seed: int) -> Selection:
     """The pair's candidates in the order they will be considered: rank order, or a seeded shuffle."""
     order = np.arange(len(window.rows))
     if sampling == "random":
@@ -267,7 +206,7 @@ class MiningResult:
     audit: FalseNegativeAudit
 
 
-def pooled_positives(pairs: list[TrainingPair]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+def pooled_positives(pairs: list[Pair]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """Positive document ids and positive texts of each anchor, pooled over all pairs sharing it."""
     ids: dict[str, set[str]] = defaultdict(set)
     texts: dict[str, set[str]] = defaultdict(set)
@@ -279,7 +218,7 @@ def pooled_positives(pairs: list[TrainingPair]) -> tuple[dict[str, set[str]], di
 
 
 def mine_hard_negatives(
-    pairs: list[TrainingPair],
+    pairs: list[Pair],
     windows: dict[str, Window],
     positive_scores: list[float],
     index: CorpusIndex,
@@ -314,12 +253,12 @@ def mine_hard_negatives(
     for pair, positive_score in zip(pairs, positive_scores):
         window = windows[pair.anchor]
         if pair.anchor not in known:  # every pair of an anchor shares its exclusions
-            excluded = index.rows_of(pooled_ids[pair.anchor] | labelled.get(normalise_text(pair.anchor), set()))
+            excluded = index.rows_of(pooled_ids[pair.anchor] | labelled.get(normalise_query(pair.anchor), set()))
             known[pair.anchor] = excluded, index.copies_among(window.rows, pooled_texts[pair.anchor], excluded) - excluded
         selection = new_selection(pair, window, positive_score, sampling, seed)
         apply_filters(selection, *known[pair.anchor], max_score, relative_margin)
         selections.append(selection)
-        relevant_ids = labelled.get(normalise_text(pair.anchor))
+        relevant_ids = labelled.get(normalise_query(pair.anchor))
         if relevant_ids:
             # The miner is told only this pair's own positive; the anchor's other labelled positives stand in
             # for the unlabelled positives every corpus has.

@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import random
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from stages.corpus_structure import Pair
+from embedft.config import SOURCE_NAMES
+from embedft.core import Pair, clean_query, normalise_query
 
-SOURCES = ("labelled", "search_log", "title", "section", "first_sentence", "llm", "generated", "general")
-"""Every source tag, in the order of trust the duplicate filter uses: the first source of a duplicate wins."""
 DROP_REASONS = ("leakage", "short_anchor", "short_positive", "copied_span", "duplicate", "round_trip", "capped")
+"""Why a filter dropped a pair, in the order the filters run (see the module docstring)."""
 WORDS = re.compile(r"\w+")
-EDGE_PUNCTUATION = " \t\n\"'`.,;:!?()[]{}<>"
 
 
 @dataclass(frozen=True)
@@ -41,18 +39,6 @@ class Dropped:
 
 
 FilterResult = tuple[list[Pair], list[Dropped]]
-
-
-def clean_query(text: str) -> str:
-    """Collapse runs of whitespace and trim: the form in which a query is kept."""
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def normalise_query(text: str) -> str:
-    """The form in which queries are compared: Unicode NFKC, case-folded, whitespace collapsed, and
-    punctuation at either end removed (so 'What is X?' and 'what is x' are the same query)."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return re.sub(r"\s+", " ", folded).strip(EDGE_PUNCTUATION)
 
 
 def held_out_index(splits: dict[str, dict[str, str]]) -> dict[str, tuple[str, str, str]]:
@@ -131,8 +117,8 @@ def copy_filter(pairs: list[Pair], n: int, max_overlap: float, sources: Iterable
 
 def by_trust(pairs: list[Pair]) -> list[Pair]:
     """Pairs ordered by source trust, then text, so the same candidates always keep the same duplicate."""
-    rank = {source: i for i, source in enumerate(SOURCES)}
-    return sorted(pairs, key=lambda p: (rank.get(p.source, len(SOURCES)), p.source, p.anchor, p.positive_id, p.positive))
+    rank = {source: i for i, source in enumerate(SOURCE_NAMES)}
+    return sorted(pairs, key=lambda p: (rank.get(p.source, len(SOURCE_NAMES)), p.source, p.anchor, p.positive_id, p.positive))
 
 
 def deduplicate(pairs: list[Pair]) -> FilterResult:
@@ -183,7 +169,7 @@ def round_trip_filter(
     if not checked:
         return pairs, []
     # Imported here: retrieval loads torch (seconds), and most runs have nothing to check.
-    from stages.retrieval import exact_search
+    from embedft.retrieval import exact_search
 
     anchors = sorted({p.anchor for p in checked})
     indices, _ = exact_search(encode_queries(anchors), corpus_vectors, k, chunk_size)
@@ -248,5 +234,5 @@ def source_report(candidates: list[Pair], kept: list[Pair], dropped: list[Droppe
             "kept": kept_by_source[source],
             "dropped": {reason: by_reason[(source, reason)] for reason in DROP_REASONS},
         }
-        for source in SOURCES
+        for source in SOURCE_NAMES
     }

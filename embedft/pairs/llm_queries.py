@@ -3,7 +3,8 @@
 - The `openai` client talks to the endpoint (OpenAI, vLLM, Ollama, llama.cpp server, ...); its own retries are
   off, so that the waits, their counts and the final error are ours and set in params.
 - Requests run on a bounded thread pool. Rate limits (429) wait as long as the reply's Retry-After says;
-  server errors, timeouts and lost connections back off exponentially; after ``max_retries`` the stage stops.
+  server errors, timeouts and lost connections back off exponentially; after ``llm_max_retries`` the stage
+  stops. Concurrency, timeouts and retries are machine settings (``llm_*``): they change no reply.
 - Every reply is stored, the moment it arrives, in an SQLite file keyed by (model, prompt template, passage
   hash). A re-run, or a run resumed after an interruption (Ctrl-C, a crash, a kill), reads those replies
   back and sends requests only for the passages still missing.
@@ -17,10 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,9 +32,10 @@ from pathlib import Path
 import openai
 from tqdm.auto import tqdm
 
-from stages.errors import PipelineError
-from stages.pair_filters import clean_query
-from stages.params import LlmParams
+from embedft.config import LlmParams, MachineSettings
+from embedft.core import PipelineError, clean_query
+
+logger = logging.getLogger(__name__)
 
 STYLE_DESCRIPTIONS = {
     "question": "questions a user would ask that the passage answers",
@@ -211,7 +213,8 @@ class LlmQueryGenerator:
     """Sends the requests, with retries, for the passages the cache does not hold.
 
     Args:
-        settings: endpoint, model, prompt, concurrency, timeouts and retry policy.
+        settings: endpoint, model and prompt.
+        machine: concurrency, timeouts and retry policy (the ``llm_*`` machine settings).
         api_key: from :func:`api_key_from_env`; '' for none.
         cache: where replies are kept.
         wait: called with the seconds to wait before a retry; by default a wait that ends early when the run
@@ -219,9 +222,9 @@ class LlmQueryGenerator:
         progress: show a progress bar.
     """
 
-    def __init__(self, settings: LlmParams, api_key: str, cache: ReplyCache,
+    def __init__(self, settings: LlmParams, machine: MachineSettings, api_key: str, cache: ReplyCache,
                  wait: Callable[[float], object] | None = None, progress: bool = True) -> None:
-        self.settings, self.api_key, self.cache, self.progress = settings, api_key, cache, progress
+        self.settings, self.machine, self.api_key, self.cache, self.progress = settings, machine, api_key, cache, progress
         self.report = LlmReport()
         self.stop = threading.Event()
         self.wait = wait or self.stop.wait
@@ -231,7 +234,7 @@ class LlmQueryGenerator:
         return text.replace(self.api_key, "***") if self.api_key else text
 
     def backoff(self, attempt: int) -> float:
-        return min(self.settings.backoff_initial_seconds * 2**attempt, self.settings.backoff_max_seconds)
+        return min(self.machine.llm_backoff_initial_seconds * 2**attempt, self.machine.llm_backoff_max_seconds)
 
     def request(self, client: openai.OpenAI, chat: list[dict[str, str]]) -> Reply:
         """One passage's reply, retrying rate limits, server errors, timeouts and connection failures."""
@@ -242,7 +245,7 @@ class LlmQueryGenerator:
             raise
 
     def _request(self, client: openai.OpenAI, chat: list[dict[str, str]]) -> Reply:
-        settings, attempts, last = self.settings, self.settings.max_retries + 1, ""
+        settings, machine, attempts, last = self.settings, self.machine, self.machine.llm_max_retries + 1, ""
         for attempt in range(attempts):
             if self.stop.is_set():
                 raise Stopped
@@ -264,13 +267,13 @@ class LlmQueryGenerator:
                     raise PipelineError(f"synthesize.llm: {settings.base_url} says the account's quota is used up (HTTP 429, "
                                         "insufficient_quota); retrying will not help") from None
                 asked = retry_after_seconds(error)
-                if asked is not None and asked > settings.backoff_max_seconds:
+                if asked is not None and asked > machine.llm_backoff_max_seconds:
                     raise PipelineError(f"synthesize.llm: {settings.base_url} is rate limiting and asks to wait {asked:g} s, longer than "
-                                        f"synthesize.llm.backoff_max_seconds ({settings.backoff_max_seconds:g}); try again later") from None
+                                        f"the machine setting llm_backoff_max_seconds ({machine.llm_backoff_max_seconds:g}); try again later") from None
                 delay, last = (delay if asked is None else asked), "HTTP 429 (rate limited)"
             except openai.APITimeoutError:
                 self.report.add("timeouts")
-                last = f"no reply within {settings.timeout_seconds:g} s"
+                last = f"no reply within {machine.llm_timeout_seconds:g} s"
             except openai.APIConnectionError as error:
                 self.report.add("connection_errors")
                 last = f"could not connect ({self.redact(str(error.__cause__ or error))})"
@@ -310,7 +313,7 @@ class LlmQueryGenerator:
         self.report.add("cache_misses", len(missing))
         if missing:
             client = openai.OpenAI(base_url=settings.base_url, api_key=self.api_key or NO_KEY, max_retries=0,
-                                   timeout=settings.timeout_seconds)
+                                   timeout=self.machine.llm_timeout_seconds)
             with tqdm(total=len(passages), initial=len(found), desc="synthesize: LLM queries", unit="passage",
                       disable=not self.progress) as bar:
                 self._request_all(client, {d: messages(passages[d], template, settings) for d in missing}, keys, found, bar)
@@ -318,7 +321,7 @@ class LlmQueryGenerator:
 
     def _request_all(self, client: openai.OpenAI, chats: dict[str, list], keys: dict[str, CacheKey],
                      found: dict[str, Reply], bar: tqdm) -> None:
-        pool = ThreadPoolExecutor(max_workers=self.settings.concurrency)
+        pool = ThreadPoolExecutor(max_workers=self.machine.llm_concurrency)
         futures: dict[Future, str] = {pool.submit(self.request, client, chat): doc_id for doc_id, chat in chats.items()}
 
         def keep(future: Future) -> None:
@@ -336,7 +339,7 @@ class LlmQueryGenerator:
         except BaseException as error:
             # Stop sending, let the requests in flight finish, and keep every reply they bring back.
             if isinstance(error, KeyboardInterrupt):
-                print("synthesize: interrupted; waiting for the requests in flight so their replies are cached", file=sys.stderr)
+                logger.warning("interrupted; waiting for the requests in flight so their replies are cached")
             self.stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
             for future, doc_id in futures.items():
@@ -353,13 +356,14 @@ class LlmQueryGenerator:
             pool.shutdown(wait=True)
 
 
-def llm_queries(passages: dict[str, str], settings: LlmParams, cache_path: Path | str,
+def llm_queries(passages: dict[str, str], settings: LlmParams, machine: MachineSettings, cache_path: Path | str,
                 wait: Callable[[float], object] | None = None, progress: bool = True) -> tuple[dict[str, list[tuple[str, str]]], dict[str, int]]:
     """(style, query) lists per passage id, and the counts for the metrics.
 
     Args:
         passages: passage id -> the text to write queries for.
         settings: the ``synthesize.llm`` params.
+        machine: concurrency, timeouts and retries (the ``llm_*`` machine settings).
         cache_path: the SQLite reply cache.
         wait: see :class:`LlmQueryGenerator`.
         progress: show a progress bar.
@@ -370,7 +374,7 @@ def llm_queries(passages: dict[str, str], settings: LlmParams, cache_path: Path 
     api_key = api_key_from_env(settings)
     cache = ReplyCache(cache_path)
     try:
-        generator = LlmQueryGenerator(settings, api_key, cache, wait, progress)
+        generator = LlmQueryGenerator(settings, machine, api_key, cache, wait, progress)
         replies = generator.replies(passages)
     finally:
         cache.close()

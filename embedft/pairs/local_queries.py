@@ -1,14 +1,13 @@
 """Queries generated locally by a Hugging Face seq2seq model (doc2query-style T5): batched, sampled with a seed.
 
-Runs on the GPU when there is one (``base.device: auto``). The same passages, seed, batch size and device give
+Runs on the GPU when there is one (the machine setting ``device: auto``). The same passages, seed, batch size and device give
 the same queries.
 """
 
 from __future__ import annotations
 
-from stages.errors import PipelineError
-from stages.pair_filters import clean_query
-from stages.params import LocalGeneratorParams
+from embedft.config import LocalGeneratorParams
+from embedft.core import PipelineError, clean_query
 
 
 def generate_local_queries(
@@ -24,7 +23,7 @@ def generate_local_queries(
         device: 'auto' (CUDA, then MPS, then CPU) or a torch device string.
         progress: show a progress bar.
         trust_remote_code: run code shipped with the model (``base.trust_remote_code``).
-        on_missing_gpu: 'error' or 'cpu' when ``device`` names a GPU this machine lacks (``base.on_missing_gpu``).
+        on_missing_gpu: 'error' or 'cpu' when ``device`` names a GPU this machine lacks (the machine's ``on_missing_gpu``).
 
     Returns:
         the distinct non-empty queries per passage id, and counts for the metrics.
@@ -37,7 +36,7 @@ def generate_local_queries(
     from tqdm.auto import tqdm
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from stages.models import pick_device
+    from embedft.encoding import pick_device
 
     chosen = pick_device(device, on_missing_gpu)
     try:

@@ -10,8 +10,8 @@ import random
 from collections.abc import Callable
 from typing import TypeVar
 
-from stages.corpus_structure import Pair
-from stages.pair_filters import Dropped
+from embedft.core import Pair
+from embedft.pairs.filters import Dropped
 
 Item = TypeVar("Item")
 PASSAGE_CHARS = 240

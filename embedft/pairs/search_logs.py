@@ -24,12 +24,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stages.corpus_structure import Pair
-from stages.data_io import Document, read_lines
-from stages.documents import chunks_by_document
-from stages.errors import DataFileError
-from stages.pair_filters import clean_query, normalise_query
-from stages.params import SearchLogParams
+from embedft.config import SearchLogParams
+from embedft.core import DataFileError, Document, Pair, clean_query, normalise_query, read_lines
+from embedft.corpus import chunks_by_document
 
 LOG_COLUMNS = ("query", "doc_id", "clicks", "dwell_seconds")
 LOG_SUFFIXES = {".csv": ",", ".tsv": "\t", ".jsonl": None}
@@ -257,6 +254,6 @@ def describe_unknown(report: SearchLogReport, location: Path) -> str:
     if not report.unknown_doc_entries:
         return ""
     examples = ", ".join(repr(doc_id) for doc_id, _ in sorted(report.unknown_doc_examples.items(), key=lambda i: (-i[1], i[0]))[:5])
-    return (f"synthesize: {report.unknown_doc_entries} search-log entries in {location} name "
+    return (f"{report.unknown_doc_entries} search-log entries in {location} name "
             f"{len(report.unknown_doc_examples)} documents that are not in the corpus (most clicked: {examples}); "
             "they are left out")

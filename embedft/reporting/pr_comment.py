@@ -1,8 +1,8 @@
 """Post a report as the pull request's one review comment, editing it on later runs instead of adding another.
 
-``python -m stages.pr_comment --pr 12 --body-file report.md`` uses the GitHub CLI (``gh api``), which reads
+``python -m embedft.reporting.pr_comment --pr 12 --body-file report.md`` uses the GitHub CLI (``gh api``), which reads
 its token from ``GH_TOKEN`` and the repository from ``GH_REPO`` (or the git remote). The comment is found by
-:data:`stages.report.MARKER`, the hidden HTML comment every report starts with, so a push to the pull request
+:data:`embedft.reporting.pr_report.MARKER`, the hidden HTML comment every report starts with, so a push to the pull request
 updates the same comment, and comments that merely quote the report are left alone.
 """
 
@@ -14,8 +14,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from stages.errors import PipelineError, run_stage
-from stages.report import MARKER
+from embedft.core import PipelineError, run_stage
+from embedft.reporting.pr_report import MARKER
 
 GITHUB_COMMENT_LIMIT = 65_536
 """Characters GitHub accepts in one comment body."""
@@ -67,7 +67,7 @@ def fit_comment(body: str) -> str:
 def post_report(pr: int, body: str) -> str:
     """Create the report comment on pull request ``pr``, or edit the existing one; returns 'created' or 'updated'."""
     if not body.lstrip().startswith(MARKER):
-        raise PipelineError(f"the comment body must start with the report marker {MARKER} (make it with stages.report)")
+        raise PipelineError(f"the comment body must start with the report marker {MARKER} (make it with python -m embedft.reporting.pr_report)")
     comments = parse_pages(gh_api(["--paginate", f"repos/{{owner}}/{{repo}}/issues/{pr}/comments"]))
     existing = find_report_comment(comments)
     with tempfile.TemporaryDirectory() as folder:
@@ -83,7 +83,7 @@ def post_report(pr: int, body: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Create or update the pull request's report comment with gh.")
     parser.add_argument("--pr", type=int, required=True, help="pull request number")
-    parser.add_argument("--body-file", type=Path, required=True, help="the report (python -m stages.report --output ...)")
+    parser.add_argument("--body-file", type=Path, required=True, help="the report (python -m embedft.reporting.pr_report --output ...)")
     args = parser.parse_args(argv)
     try:
         body = args.body_file.read_text(encoding="utf-8")

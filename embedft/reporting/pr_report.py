@@ -1,6 +1,6 @@
 """A review report in Markdown: this workspace's committed results against another git revision.
 
-``python -m stages.report --against main`` compares what is on disk with ``main`` *without retraining*: the
+``python -m embedft.reporting.pr_report --against main`` compares what is on disk with ``main`` *without retraining*: the
 verdict and headline metric of ``metrics/evaluate.json`` on both sides, ``dvc metrics diff`` and ``dvc params
 diff`` as tables, the plot data side by side, and a warning when ``dvc status`` finds that params, code or
 tracked data changed after the metrics were produced (the committed numbers would then be stale).
@@ -18,16 +18,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stages.atomic import write_text_atomic
-from stages.errors import PipelineError, run_stage
-from stages.params import load_params
-from stages.paths import METRICS_DIR
+from embedft.config import SYSTEMS, load_params
+from embedft.core import PipelineError, run_stage, write_text_atomic
+from embedft.core.artifacts import METRICS_DIR
 
 MARKER = "<!-- embedding-finetune-report -->"
 """First line of every report: a hidden HTML comment the PR workflow looks for to update its own comment."""
 
 EVALUATE_FILE = METRICS_DIR / "evaluate.json"
-SYSTEMS = ("base", "finetuned", "bm25", "hybrid", "concatenated")
 MAX_TABLE_ROWS = 150
 """Rows of one diff table before it is cut (a GitHub comment holds at most 65,536 characters)."""
 MAX_PLOT_COLUMNS = 8
@@ -294,7 +292,7 @@ def render_report(inputs: ReportInputs) -> str:
     lines += diff_section("Metrics", "dvc metrics diff", inputs.metrics_diff, "Metric", inputs)
     lines += diff_section("Params", "dvc params diff", inputs.params_diff, "Param", inputs)
     lines += plots_section(inputs)
-    lines.append(f"<sub>Committed results compared, nothing retrained. Made by `python -m stages.report --against {inputs.against}`.</sub>")
+    lines.append(f"<sub>Committed results compared, nothing retrained. Made by `python -m embedft.reporting.pr_report --against {inputs.against}`.</sub>")
     return "\n".join(lines) + "\n"
 
 
@@ -308,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     markdown = render_report(collect(args.against, args.label, args.plots_url))
     if args.output:
         write_text_atomic(args.output, markdown)
-        print(f"report: wrote {args.output}")
+        print(f"pr_report: wrote {args.output}")
     else:
         sys.stdout.write(markdown)
 

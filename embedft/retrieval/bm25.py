@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import bm25s
 import numpy as np
 
-from stages.retrieval import Run
+from embedft.retrieval.runs import Run
 
 
 def bm25_search(doc_texts: Sequence[str], query_texts: list[str], top_k: int) -> tuple[np.ndarray, np.ndarray]:

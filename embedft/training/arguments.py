@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from sentence_transformers import SentenceTransformerTrainingArguments
 
-from stages.errors import PipelineError
-from stages.params import BaseParams, TrainParams
-from stages.train_data import LOSS_INPUTS, AlignedProportionalBatchSampler, TrainingSet
-from stages.train_monitor import BEST_MODEL_METRIC
+from embedft.config import LOSSES, BaseParams, MachineSettings, TrainParams
+from embedft.core import PipelineError
+from embedft.training.data import TrainingSet
+from embedft.training.monitor import BEST_MODEL_METRIC
+from embedft.training.sampler import AlignedProportionalBatchSampler
+
+logger = logging.getLogger(__name__)
 
 LABEL_COLUMNS = ("label", "score")
 
@@ -34,11 +38,11 @@ def choose_precision(setting: str, device: str) -> dict[str, bool]:
         if cuda and not torch.cuda.is_bf16_supported():
             raise PipelineError("params.yaml: train.precision is bf16, but this GPU does not support bf16; use fp16 or auto")
         if device.startswith("mps"):
-            print("train: precision 'bf16' is not used on mps; training in fp32")
+            logger.info("precision 'bf16' is not used on mps; training in fp32")
             return {"bf16": False, "fp16": False}
         return {"bf16": True, "fp16": False}
     if setting == "fp16" and not cuda:
-        print(f"train: precision 'fp16' needs a CUDA GPU; using fp32 on {device}")
+        logger.info("precision 'fp16' needs a CUDA GPU; using fp32 on %s", device)
         return {"bf16": False, "fp16": False}
     if setting == "auto" and torch.cuda.is_bf16_supported():
         return {"bf16": True, "fp16": False}
@@ -52,31 +56,34 @@ def prompts_for(columns: Sequence[str], base: BaseParams) -> dict[str, str] | No
     return {c: (base.query_prompt if c == "anchor" else base.document_prompt) for c in columns if c not in LABEL_COLUMNS}
 
 
-def out_of_memory_message(settings: TrainParams, device: str) -> str:
+def out_of_memory_message(settings: TrainParams, machine: MachineSettings, device: str) -> str:
     """What to change when training runs out of accelerator memory."""
-    if settings.loss.startswith("Cached"):
-        first = (f"Lower train.mini_batch_size (now {settings.mini_batch_size}; try {max(1, settings.mini_batch_size // 2)}): "
+    mini = machine.train_mini_batch_size
+    if LOSSES[settings.loss].cached:
+        first = (f"Lower the machine setting train_mini_batch_size (now {mini}; try {max(1, mini // 2)}): "
                  f"{settings.loss} keeps the batch of {settings.batch_size} at the memory of one mini-batch")
     else:
-        first = ("Use train.loss: CachedMultipleNegativesRankingLoss (or CachedGISTEmbedLoss) with a smaller "
-                 f"train.mini_batch_size (e.g. {max(1, min(32, settings.batch_size // 4))}): it keeps all "
+        first = ("Use train.loss: CachedMultipleNegativesRankingLoss (or CachedGISTEmbedLoss) with a smaller machine "
+                 f"setting train_mini_batch_size (e.g. {max(1, min(32, settings.batch_size // 4))}): it keeps all "
                  f"{settings.batch_size} in-batch negatives at the memory of one mini-batch")
-    return (f"train: out of memory on {device} (train.batch_size {settings.batch_size}, train.max_seq_length "
+    return (f"out of memory on {device} (train.batch_size {settings.batch_size}, train.max_seq_length "
             f"{settings.max_seq_length}). {first}; or lower train.batch_size and raise train.gradient_accumulation_steps "
-            "(same pairs per step, but MultipleNegativesRankingLoss then sees fewer in-batch negatives); "
-            "train.gradient_checkpointing: true and a lower train.max_seq_length also cut memory (and a lower "
-            "base.encode_batch_size, when it ran out during the dev evaluation)")
+            "(same pairs per step, but MultipleNegativesRankingLoss then sees fewer in-batch negatives); the machine "
+            "setting gradient_checkpointing: true and a lower train.max_seq_length also cut memory (and a lower machine "
+            "setting encode_batch_size, when it ran out during the dev evaluation). Machine settings go in machine.yaml "
+            "or EMBEDFT_<KEY> variables")
 
 
 def training_arguments(
-    settings: TrainParams, base: BaseParams, output_dir: Path, device: str, training: TrainingSet, evaluate: bool,
-    world_size: int = 1,
+    settings: TrainParams, base: BaseParams, machine: MachineSettings, output_dir: Path, device: str, training: TrainingSet,
+    evaluate: bool, world_size: int = 1,
 ) -> SentenceTransformerTrainingArguments:
-    """The trainer's arguments: every value comes from params or from what the run has.
+    """The trainer's arguments: every value comes from params, the machine settings or what the run has.
 
     Args:
         settings: the `train` params.
         base: seed and prompts.
+        machine: gradient checkpointing.
         output_dir: where checkpoints go.
         device: the torch device this process trains on.
         training: the datasets (their columns decide the prompts).
@@ -96,13 +103,13 @@ def training_arguments(
         warmup_steps=settings.warmup_ratio,  # transformers 5 reads a float below 1 as a ratio
         weight_decay=settings.weight_decay,
         max_grad_norm=settings.max_grad_norm,
-        **checkpointing_flag(settings.gradient_checkpointing),
+        **checkpointing_flag(machine.gradient_checkpointing),
         seed=base.seed,
         data_seed=base.seed,
         # In-batch negatives must not repeat a text of the batch (it would be a false negative); losses without
         # them get plain seeded random batches. Groups of different negative counts are sampled in proportion
         # to their sizes, so every example is used once per epoch.
-        batch_sampler="no_duplicates" if LOSS_INPUTS[settings.loss].in_batch_negatives else "batch_sampler",
+        batch_sampler=LOSSES[settings.loss].batch_sampler,
         multi_dataset_batch_sampler=functools.partial(AlignedProportionalBatchSampler, world_size=world_size),
         prompts=prompts_for(columns, base),
         eval_strategy="steps" if evaluate else "no",

@@ -15,17 +15,17 @@ import re
 import shutil
 from pathlib import Path
 
-from stages.params import BaseParams, TrainParams
+from embedft.config import BaseParams, TrainParams
 
 RUN_FILE = "run.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 def run_fingerprint(base: BaseParams, settings: TrainParams, inputs: list[Path]) -> str:
-    """SHA-256 of what decides the training run: the `base` and `train` params (except `train.resume`) and the
-    bytes of every input file that exists."""
+    """SHA-256 of what decides the training run: the `base` and `train` params and the bytes of every input file
+    that exists (the machine settings are left out: they change no result)."""
     digest = hashlib.sha256()
-    params = {"base": base.model_dump(), "train": settings.model_dump(exclude={"resume"})}
+    params = {"base": base.model_dump(), "train": settings.model_dump()}
     digest.update(json.dumps(params, sort_keys=True).encode())
     for path in inputs:
         digest.update(str(path).encode())
@@ -68,12 +68,12 @@ def resume_point(folder: Path, fingerprint: str, resume: bool) -> Path | None:
 def describe_start(folder: Path, fingerprint: str, resume: bool, start: Path | None) -> str:
     """One line for the log: resuming from where, or why the run starts afresh."""
     if start is not None:
-        return f"train: resuming from {start}"
+        return f"resuming from {start}"
     if not last_complete_checkpoint(folder):
-        return "train: starting afresh"
+        return "starting afresh"
     if not resume:
-        return f"train: train.resume is false: discarding the checkpoints in {folder} and starting afresh"
-    return f"train: the checkpoints in {folder} come from other params or data: discarding them and starting afresh"
+        return f"the machine setting resume is false: discarding the checkpoints in {folder} and starting afresh"
+    return f"the checkpoints in {folder} come from other params or data: discarding them and starting afresh"
 
 
 def prepare_folder(folder: Path, fingerprint: str, keep: bool) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from sentence_transformers import SentenceTransformer
 
-from stages.errors import PipelineError
-from stages.params import LoraParams
+from embedft.config import LoraParams
+from embedft.core import PipelineError
 
 
 def lora_config(settings: LoraParams):

@@ -1,22 +1,24 @@
-"""The training loss named by `train.loss`, optionally wrapped in MatryoshkaLoss."""
+"""The training loss named by `train.loss` (see the registry :data:`embedft.config.LOSSES`), optionally wrapped in
+MatryoshkaLoss."""
 
 from __future__ import annotations
+
+import logging
 
 import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer import losses
 
-from stages.errors import PipelineError
-from stages.params import TrainParams
+from embedft.config import LOSSES, MachineSettings, TrainParams
+from embedft.core import PipelineError
 
-GUIDED_LOSSES = ("GISTEmbedLoss", "CachedGISTEmbedLoss")
-"""Losses that need a guide model (the base model unless `train.gist_guide` names another)."""
+logger = logging.getLogger(__name__)
 
 
 def matryoshka_schedule(model_dim: int, dims: list[int], weights: list[float]) -> tuple[list[int], list[float]]:
     """The widths MatryoshkaLoss trains and their weights, widest first.
 
-    Widths above the model's are dropped (a note is printed); the model's own width is always trained (added
+    Widths above the model's are dropped (with a note in the log); the model's own width is always trained (added
     with weight 1 when not listed), so the full embedding never gets worse for the sake of its prefixes.
 
     Args:
@@ -30,47 +32,40 @@ def matryoshka_schedule(model_dim: int, dims: list[int], weights: list[float]) -
         raise PipelineError(f"params.yaml: train.matryoshka_dims {dims} are all above the model's dimension {model_dim}")
     dropped = sorted({d for d in dims if d > model_dim}, reverse=True)
     if dropped:
-        print(f"train: matryoshka widths {dropped} are above the model's {model_dim} and are skipped")
+        logger.info("matryoshka widths %s are above the model's %d and are skipped", dropped, model_dim)
     kept.setdefault(model_dim, 1.0)
     ordered = sorted(kept, reverse=True)
     return ordered, [float(kept[d]) for d in ordered]
 
 
-def base_loss(model: SentenceTransformer, settings: TrainParams, guide: SentenceTransformer | None, world_size: int) -> torch.nn.Module:
-    """The loss itself, before any Matryoshka wrapping.
+def base_loss(model: SentenceTransformer, settings: TrainParams, machine: MachineSettings,
+              guide: SentenceTransformer | None, world_size: int) -> torch.nn.Module:
+    """The loss itself, before any Matryoshka wrapping, built from its registry entry.
 
     Args:
         model: the model being trained.
-        settings: `train.loss` and its options (mini_batch_size, triplet_margin).
+        settings: `train.loss` and its options (e.g. triplet_margin).
+        machine: the mini-batch size of the Cached losses.
         guide: the frozen guide model for the GIST losses; ignored by the others.
         world_size: training processes; above 1, in-batch negatives are gathered from every process.
     """
-    gather = world_size > 1
-    name = settings.loss
-    if name in GUIDED_LOSSES and guide is None:
-        raise PipelineError(f"params.yaml: train.loss {name} needs a guide model (train.gist_guide, or base.model when empty)")
-    if name == "MultipleNegativesRankingLoss":
-        return losses.MultipleNegativesRankingLoss(model, gather_across_devices=gather)
-    if name == "CachedMultipleNegativesRankingLoss":
-        return losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=settings.mini_batch_size, gather_across_devices=gather)
-    if name == "GISTEmbedLoss":
-        return losses.GISTEmbedLoss(model, guide, gather_across_devices=gather)
-    if name == "CachedGISTEmbedLoss":
-        return losses.CachedGISTEmbedLoss(model, guide, mini_batch_size=settings.mini_batch_size, gather_across_devices=gather)
-    if name == "TripletLoss":
-        return losses.TripletLoss(model, triplet_margin=settings.triplet_margin)
-    if name == "CoSENTLoss":
-        return losses.CoSENTLoss(model)
-    if name == "MarginMSELoss":
-        return losses.MarginMSELoss(model)
-    raise PipelineError(f"params.yaml: train.loss {name!r} is not supported")
+    spec = LOSSES[settings.loss]
+    options: dict[str, object] = {keyword: getattr(settings, key) for keyword, key in spec.params}
+    if spec.needs_guide:
+        if guide is None:
+            raise PipelineError(f"params.yaml: train.loss {spec.name} needs a guide model (train.gist_guide, or base.model when empty)")
+        options["guide"] = guide
+    if spec.cached:
+        options["mini_batch_size"] = machine.train_mini_batch_size
+    if spec.gathers:
+        options["gather_across_devices"] = world_size > 1
+    return getattr(losses, spec.name)(model, **options)
 
 
-def build_loss(
-    model: SentenceTransformer, settings: TrainParams, guide: SentenceTransformer | None = None, world_size: int = 1
-) -> torch.nn.Module:
+def build_loss(model: SentenceTransformer, settings: TrainParams, machine: MachineSettings,
+               guide: SentenceTransformer | None = None, world_size: int = 1) -> torch.nn.Module:
     """The configured loss, inside MatryoshkaLoss over :func:`matryoshka_schedule` unless `matryoshka_dims` is empty."""
-    loss = base_loss(model, settings, guide, world_size)
+    loss = base_loss(model, settings, machine, guide, world_size)
     if not settings.matryoshka_dims:
         return loss
     dims, weights = matryoshka_schedule(model.get_embedding_dimension(), settings.matryoshka_dims, settings.matryoshka_weights)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stages.params import BaseParams, TrainParams
+from embedft.config import BaseParams, TrainParams
 
 TEST_SECTION = "## Test metrics"
 METRIC_ORDER = ("ndcg@10", "mrr@10", "recall@10", "map@100")

@@ -20,10 +20,8 @@ from sentence_transformers.sentence_transformer.evaluation import InformationRet
 from sentence_transformers.util import cos_sim
 from transformers import TrainerCallback
 
-from stages.atomic import atomic_path
-from stages.data_io import read_corpus, read_split, relevant
-from stages.errors import PipelineError
-from stages.params import BaseParams
+from embedft.config import BaseParams, MachineSettings
+from embedft.core import PipelineError, atomic_path, read_corpus, read_split, relevant
 
 DEV_NAME = "dev"
 DEV_METRICS = {"ndcg@10": "cosine_ndcg@10", "mrr@10": "cosine_mrr@10", "recall@10": "cosine_recall@10", "map@100": "cosine_map@100"}
@@ -93,7 +91,7 @@ class DevEvaluator(InformationRetrievalEvaluator):
             self.seconds += time.perf_counter() - started
 
 
-def dev_evaluator(dev: DevSet, base: BaseParams) -> DevEvaluator:
+def dev_evaluator(dev: DevSet, base: BaseParams, machine: MachineSettings) -> DevEvaluator:
     """The evaluator run every `train.eval_steps`, with the same prompts that mining and evaluation use."""
     return DevEvaluator(
         queries=dev.queries,
@@ -102,10 +100,10 @@ def dev_evaluator(dev: DevSet, base: BaseParams) -> DevEvaluator:
         name=DEV_NAME,
         score_functions={"cosine": cos_sim},
         ndcg_at_k=[10], mrr_at_k=[10], map_at_k=[100], accuracy_at_k=[10], precision_recall_at_k=[10],
-        batch_size=base.encode_batch_size,
+        batch_size=machine.encode_batch_size,
         query_prompt=base.query_prompt or None,
         corpus_prompt=base.document_prompt or None,
-        corpus_chunk_size=base.search_chunk_size,
+        corpus_chunk_size=machine.search_chunk_size,
         write_csv=False,
         show_progress_bar=False,
     )
@@ -177,7 +175,7 @@ class TrainingCurves(TrainerCallback):
         """
         missing = [str(self.path(name)) for name in TRAINING_CURVES if not self.path(name).is_file()]
         if missing:
-            raise PipelineError(f"train: no training curve was logged to {', '.join(missing)}")
+            raise PipelineError(f"no training curve was logged to {', '.join(missing)}")
         with atomic_path(destination, is_dir=True) as out:
             for name in CURVES:
                 if self.path(name).is_file():

@@ -7,11 +7,11 @@ import resource
 import torch
 from transformers import TrainerState
 
-from stages import distributed
-from stages.model_card import CardFacts, non_default_params
-from stages.params import BaseParams, TrainParams
-from stages.train_data import TrainingSet
-from stages.train_monitor import BEST_MODEL_METRIC, DevSet, dev_metrics
+from embedft.config import BaseParams, TrainParams
+import embedft.training.distributed as distributed
+from embedft.training.data import TrainingSet
+from embedft.training.model_card import CardFacts, non_default_params
+from embedft.training.monitor import BEST_MODEL_METRIC, DevSet, dev_metrics
 
 
 def dev_history(log_history: list[dict], step: int | None) -> dict[str, float] | None:

@@ -10,6 +10,7 @@ checkpoints, and only its returned model is complete (LoRA is merged there alone
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -18,30 +19,32 @@ from pathlib import Path
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 from transformers import EarlyStoppingCallback, TrainerCallback
 
-from stages import distributed
-from stages.checkpoints import describe_start, prepare_folder, resume_point, run_fingerprint
-from stages.errors import PipelineError
-from stages.lora import add_lora, merge_lora
-from stages.model_card import CardFacts
-from stages.models import is_out_of_memory, load_model_with, pick_device
-from stages.params import BaseParams, TrainParams
-from stages.train_data import TrainingSet
-from stages.train_losses import GUIDED_LOSSES, build_loss, describe_loss
-from stages.train_monitor import DEV_CURVES, DevEvaluator, DevSet, EvaluateAtLastStep, TrainingCurves, dev_evaluator, dev_metrics
-from stages.train_report import card_facts, dev_report, run_report
-from stages.train_setup import choose_precision, out_of_memory_message, training_arguments
-from stages.truncation import count_over_window, truncation_warning
+from embedft.config import LOSSES, BaseParams, MachineSettings, TrainParams
+from embedft.core import PipelineError
+from embedft.encoding import count_over_window, is_out_of_memory, load_model_with, pick_device, truncation_warning
+import embedft.training.distributed as distributed
+from embedft.training.arguments import choose_precision, out_of_memory_message, training_arguments
+from embedft.training.checkpoints import describe_start, prepare_folder, resume_point, run_fingerprint
+from embedft.training.data import TrainingSet
+from embedft.training.lora import add_lora, merge_lora
+from embedft.training.losses import build_loss, describe_loss
+from embedft.training.model_card import CardFacts
+from embedft.training.monitor import (DEV_CURVES, DevEvaluator, DevSet, EvaluateAtLastStep, TrainingCurves, dev_evaluator,
+                                      dev_metrics)
+from embedft.training.run_report import card_facts, dev_report, run_report
+
+logger = logging.getLogger(__name__)
 
 BASE_DEV_FILE = "dev_base.json"
 """The base model's dev metrics, kept with the checkpoints so a resumed run still reports them."""
 
 
-def load_guide(settings: TrainParams, base: BaseParams, device: str) -> SentenceTransformer | None:
+def load_guide(settings: TrainParams, base: BaseParams, machine: MachineSettings, device: str) -> SentenceTransformer | None:
     """The frozen guide of the GIST losses (`train.gist_guide`, or the base model), or None for other losses."""
-    if settings.loss not in GUIDED_LOSSES:
+    if not LOSSES[settings.loss].needs_guide:
         return None
     name, key = (settings.gist_guide, "train.gist_guide") if settings.gist_guide else (base.model, "base.model")
-    guide = load_model_with(base, name, settings.max_seq_length, key=key, device=device)
+    guide = load_model_with(base, machine, name, settings.max_seq_length, key=key, device=device)
     guide.requires_grad_(False)
     return guide
 
@@ -51,6 +54,7 @@ def fine_tune(
     dev: DevSet | None,
     base: BaseParams,
     settings: TrainParams,
+    machine: MachineSettings,
     checkpoints: Path,
     curves: TrainingCurves | None = None,
     inputs: Sequence[Path] = (),
@@ -59,34 +63,35 @@ def fine_tune(
     """Train a copy of the base model on ``training``; return it with the metrics report and the card's facts.
 
     Args:
-        training: the datasets for the loss (:func:`stages.train_data.build_training_set`).
+        training: the datasets for the loss (:func:`embedft.training.data.build_training_set`).
         dev: the dev IR task, or None to train without dev evaluation (the last model is kept).
-        base: model, prompts, seed, device.
+        base: model, prompts, seed.
         settings: the `train` params.
+        machine: device, mini-batch size, gradient checkpointing, resuming.
         checkpoints: folder for checkpoints (and the curves while training); resumed from when compatible.
         curves: records the loss, learning rate and dev metrics (see :class:`TrainingCurves`).
         inputs: files besides the training file whose content must match for a checkpoint to be resumed.
         callbacks: extra trainer callbacks.
     """
     world = distributed.world_size()
-    device = distributed.process_device(pick_device(base.device, base.on_missing_gpu))
+    device = distributed.process_device(pick_device(machine.device, machine.on_missing_gpu))
     choose_precision(settings.precision, device)  # an impossible precision fails before any model is loaded
-    guide = load_guide(settings, base, device)
-    model = load_model_with(base, max_seq_length=settings.max_seq_length, device=device)
+    guide = load_guide(settings, base, machine, device)
+    model = load_model_with(base, machine, max_seq_length=settings.max_seq_length, device=device)
     passages, truncated = count_truncated_passages(model, training, base.document_prompt)
     if distributed.is_main_process() and (warning := truncation_warning("distinct training passages", truncated, passages,
                                                                          settings.max_seq_length, "train.max_seq_length")):
-        print(f"train: {warning}")
+        logger.warning(warning)
     if settings.lora.enabled:
-        trainable, total = add_lora(model, settings.lora, settings.gradient_checkpointing)
-        print(f"train: LoRA adapters: {trainable:,} trainable parameters of {total:,}")
-    loss = build_loss(model, settings, guide, world)
-    evaluator = dev_evaluator(dev, base) if dev else None
+        trainable, total = add_lora(model, settings.lora, machine.gradient_checkpointing)
+        logger.info("LoRA adapters: %s trainable parameters of %s", f"{trainable:,}", f"{total:,}")
+    loss = build_loss(model, settings, machine, guide, world)
+    evaluator = dev_evaluator(dev, base, machine) if dev else None
     fingerprint = run_fingerprint(base, settings, [training.source_file, *inputs])
-    start = resume_point(checkpoints, fingerprint, settings.resume)
+    start = resume_point(checkpoints, fingerprint, machine.resume)
     main_process = distributed.is_main_process()
     if main_process:
-        print(describe_start(checkpoints, fingerprint, settings.resume, start))
+        logger.info(describe_start(checkpoints, fingerprint, machine.resume, start))
     curves = curves or TrainingCurves(checkpoints / "dvclive", write=False)
     curves.write = curves.write and main_process
     stage_callbacks: list[TrainerCallback] = [curves, EvaluateAtLastStep(evaluate=evaluator is not None), *callbacks]
@@ -94,7 +99,7 @@ def fine_tune(
     if evaluator is not None and settings.early_stopping_patience:
         early_stopping = EarlyStoppingCallback(settings.early_stopping_patience, settings.early_stopping_threshold)
         stage_callbacks.append(early_stopping)
-    args = training_arguments(settings, base, checkpoints, device, training, evaluator is not None, world)
+    args = training_arguments(settings, base, machine, checkpoints, device, training, evaluator is not None, world)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=training.trainer_dataset(), loss=loss,
                                          evaluator=evaluator, callbacks=stage_callbacks)
     resumed_step = json.loads((start / "trainer_state.json").read_text())["global_step"] if start else 0
@@ -110,16 +115,16 @@ def fine_tune(
         result = trainer.train(resume_from_checkpoint=str(start) if start else None)
     except Exception as error:
         if is_out_of_memory(error):
-            raise PipelineError(out_of_memory_message(settings, device)) from None
+            raise PipelineError(out_of_memory_message(settings, machine, device)) from None
         raise
     seconds = time.perf_counter() - started
     if not math.isfinite(result.training_loss):
-        raise PipelineError(f"train: the training loss is {result.training_loss} (training diverged); lower "
+        raise PipelineError(f"the training loss is {result.training_loss} (training diverged); lower "
                             f"train.learning_rate (now {settings.learning_rate:g}), or use train.precision bf16 or fp32 "
                             "instead of fp16")
     state = trainer.state
     if settings.lora.enabled and main_process:
-        merge_lora(model, load_model_with(base, max_seq_length=settings.max_seq_length, device=device))
+        merge_lora(model, load_model_with(base, machine, max_seq_length=settings.max_seq_length, device=device))
     if base.query_prompt or base.document_prompt:
         model.prompts = {"query": base.query_prompt, "document": base.document_prompt}
     stopped_early = (early_stopping is not None and state.global_step < state.max_steps
@@ -155,5 +160,5 @@ def measure_base_dev(evaluator: DevEvaluator, model: SentenceTransformer, checkp
     metrics = dev_metrics(scores, prefix="")
     stored.write_text(json.dumps(metrics, sort_keys=True) + "\n", encoding="utf-8")
     curves.record(0, {name: scores[key.removeprefix("eval_")] for name, key in DEV_CURVES.items()})
-    print(f"train: base model on the dev split: {metrics}")
+    logger.info("base model on the dev split: %s", metrics)
     return metrics

@@ -1,0 +1,35 @@
+"""The named choices that more than one part of the pipeline knows: pair sources and evaluated systems.
+
+Each is defined here once, in its order, with what each choice means; the params, the filters, the metrics and
+the reports read them from here.
+"""
+
+from __future__ import annotations
+
+PAIR_SOURCES: dict[str, str] = {
+    "labelled": "a train-split query and a document judged relevant to it (qrels): written and judged by people",
+    "search_log": "a logged query and the document users clicked for it (data.search_logs)",
+    "title": "a document's title and its text",
+    "section": "a heading (after the document title) and the text of its section",
+    "first_sentence": "the first sentence of an untitled document and the rest of it",
+    "llm": "a query an LLM wrote for a passage (synthesize.llm)",
+    "generated": "a query a local seq2seq model sampled for a passage (synthesize.local_generator)",
+    "general": "a general-domain pair mixed in against forgetting (data.general_pairs); its positive is no corpus document",
+}
+"""Every source a training pair can come from, most trusted first: when two sources give the same (query,
+passage), the duplicate filter keeps the pair of the earlier one. Every pair carries one of these tags."""
+
+SOURCE_NAMES: tuple[str, ...] = tuple(PAIR_SOURCES)
+CORPUS_SOURCE_NAMES: tuple[str, ...] = tuple(name for name in SOURCE_NAMES if name != "general")
+"""The sources whose positive is a corpus document (every source but the general-domain mix)."""
+STRUCTURE_SOURCE_NAMES: tuple[str, ...] = ("title", "section", "first_sentence")
+"""The sources cut from the corpus's own structure; synthesize.max_structure_pairs_per_source caps each."""
+
+SYSTEMS: dict[str, str] = {
+    "base": "the base model, zero-shot",
+    "finetuned": "the fine-tuned model",
+    "bm25": "BM25 (bm25s), the lexical baseline",
+    "hybrid": "the fine-tuned model and BM25, fused by reciprocal rank",
+    "concatenated": "base and fine-tuned embeddings side by side (evaluate.concatenated)",
+}
+"""The systems `evaluate` scores, in the order tables show them."""

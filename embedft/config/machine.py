@@ -1,0 +1,115 @@
+"""How this machine runs the pipeline: the device, batch sizes for inference, memory bounds, resuming, worker
+counts. None of it changes a result, so none of it is a DVC param: moving from a laptop to a GPU workstation
+reruns nothing by itself.
+
+The settings come from, in order (later wins):
+
+1. the defaults below (right for a laptop CPU);
+2. ``machine.yaml`` in the project root (git-ignored, so each machine keeps its own; ``machine.example.yaml``
+   lists every key), or the file named by ``EMBEDFT_MACHINE_FILE``;
+3. one environment variable per key: ``EMBEDFT_`` and the key in capitals, e.g. ``EMBEDFT_DEVICE=cuda:1`` or
+   ``EMBEDFT_ENCODE_BATCH_SIZE=256`` (values are read as YAML scalars, so ``true`` and ``256`` are typed).
+
+Both are validated like ``params.yaml``: an unknown key or a wrong type stops the stage with a message naming
+the file or the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field
+
+from embedft.config.validation import Section, read_yaml_mapping, validate
+from embedft.core import PipelineError
+
+MACHINE_FILE = Path("machine.yaml")
+MACHINE_FILE_VARIABLE = "EMBEDFT_MACHINE_FILE"
+ENV_PREFIX = "EMBEDFT_"
+
+
+class MachineSettings(Section):
+    """The machine's settings; every key can also be set by the environment variable ``EMBEDFT_<KEY>``."""
+
+    device: str = Field("auto", description="'auto' (CUDA, then Apple MPS, then the CPU), or a torch device string such as 'cuda:1'.")
+    on_missing_gpu: Literal["error", "cpu"] = Field(
+        "error", description="When `device` names a GPU this machine lacks: 'error' stops, 'cpu' warns and uses the CPU."
+    )
+    encode_batch_size: int = Field(64, ge=1, description="Texts per forward pass when encoding (inference). GPU: 256.")
+    search_chunk_size: int = Field(
+        50_000, ge=1, description="Corpus rows scored at once by evaluation's exact search; bounds memory, not results."
+    )
+    search_memory_mb: float = Field(
+        1024, ge=1, description="Working memory of one exact-search block of hard-negative mining, in MiB; bounds memory "
+        "whatever the corpus size, not results."
+    )
+    cross_encoder_batch_size: int = Field(32, ge=1, description="(query, document) pairs per cross-encoder forward pass when mining.")
+    train_mini_batch_size: int = Field(
+        32, ge=1, description="Cached* losses: texts per forward pass while training; memory follows it, not train.batch_size. "
+        "GPU: 64 to 128."
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass: less memory while training, about 30% slower. "
+        "GPU: true for large models."
+    )
+    resume: bool = Field(
+        True, description="Resume an interrupted training run from its last checkpoint (.checkpoints/) when its params "
+        "and data are unchanged; false = always start afresh."
+    )
+    llm_concurrency: int = Field(4, ge=1, description="synthesize.llm: requests in flight at once.")
+    llm_timeout_seconds: float = Field(60.0, gt=0.0, description="synthesize.llm: a request with no reply after this long is retried.")
+    llm_max_retries: int = Field(
+        6, ge=0, description="synthesize.llm: retries per passage after a rate limit (429), server error (5xx), timeout or lost connection."
+    )
+    llm_backoff_initial_seconds: float = Field(1.0, ge=0.0, description="synthesize.llm: first wait before a retry; doubles each time.")
+    llm_backoff_max_seconds: float = Field(
+        60.0, ge=0.0, description="synthesize.llm: longest wait before a retry. A 429 whose Retry-After asks for longer stops the stage."
+    )
+
+
+def machine_file(environment: dict[str, str] | None = None) -> Path:
+    """The settings file: ``EMBEDFT_MACHINE_FILE`` when set, else ``machine.yaml``."""
+    environment = os.environ if environment is None else environment
+    return Path(environment.get(MACHINE_FILE_VARIABLE) or MACHINE_FILE)
+
+
+def environment_overrides(environment: dict[str, str]) -> dict[str, object]:
+    """The settings given as ``EMBEDFT_<KEY>`` variables, by key; a variable naming no key is an error."""
+    overrides: dict[str, object] = {}
+    known = set(MachineSettings.model_fields)
+    for variable, text in sorted(environment.items()):
+        if not variable.startswith(ENV_PREFIX) or variable == MACHINE_FILE_VARIABLE:
+            continue
+        key = variable[len(ENV_PREFIX):].lower()
+        if key not in known:
+            names = ", ".join(f"{ENV_PREFIX}{name.upper()}" for name in sorted(known))
+            raise PipelineError(f"environment variable {variable}: not a machine setting (known: {names}, {MACHINE_FILE_VARIABLE})")
+        try:
+            overrides[key] = yaml.safe_load(text) if text.strip() else text
+        except yaml.YAMLError:
+            overrides[key] = text
+    return overrides
+
+
+def load_machine(environment: dict[str, str] | None = None) -> MachineSettings:
+    """The machine settings: defaults, then the settings file (if there is one), then the environment.
+
+    Args:
+        environment: the variables to read (``os.environ`` by default).
+
+    Raises:
+        PipelineError: naming the file or variable and the key, for an unknown key or a wrong value.
+    """
+    environment = dict(os.environ if environment is None else environment)
+    path = machine_file(environment)
+    if MACHINE_FILE_VARIABLE in environment and not path.is_file():
+        raise PipelineError(f"{MACHINE_FILE_VARIABLE}={environment[MACHINE_FILE_VARIABLE]}: no such file")
+    from_file = read_yaml_mapping(path, missing_ok=True)
+    settings = validate(MachineSettings, from_file, path)
+    overrides = environment_overrides(environment)
+    for key, value in overrides.items():
+        validate(MachineSettings, {**from_file, key: value}, f"environment variable {ENV_PREFIX}{key.upper()}")
+    return validate(MachineSettings, {**from_file, **overrides}, "the environment") if overrides else settings

@@ -1,0 +1,101 @@
+"""The systems `evaluate` scores and how it compares them: every system's ranking, agreement without judgements,
+the per-query table, the Recall@k curve, and the report with paired statistics and the verdict."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from embedft.config import EvaluateParams
+from embedft.core import Document
+from embedft.encoding import StoredEmbeddings
+from embedft.evaluation.ir_metrics import mean_metrics, metric_deltas, per_query_metrics
+from embedft.evaluation.statistics import compare_systems
+from embedft.evaluation.verdict import decide_verdict
+from embedft.retrieval import Run, bm25_run, normalise_rows, rank_corpus, reciprocal_rank_fusion
+
+logger = logging.getLogger(__name__)
+
+COMPARISONS = (("finetuned", "base"), ("finetuned", "bm25"), ("hybrid", "base"))
+RECALL_CURVE_KS = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500, 1000)
+
+
+def retrieval_depth(settings: EvaluateParams, corpus_size: int) -> int:
+    """The deepest cutoff, clipped (with a warning) to the corpus size."""
+    if settings.depth > corpus_size:
+        logger.warning("metric cutoff %d exceeds the corpus (%d documents); ranking all %d", settings.depth, corpus_size,
+                       corpus_size)
+        return corpus_size
+    return settings.depth
+
+
+def system_runs(
+    query_ids: list[str], query_texts: list[str], query_vectors: dict[str, np.ndarray], corpus: dict[str, Document],
+    stored: dict[str, StoredEmbeddings], settings: EvaluateParams, depth: int, chunk_size: int,
+) -> dict[str, Run]:
+    """Rankings by every system: base, fine-tuned, BM25, fine-tuned + BM25 fused, and optionally base ⊕ fine-tuned."""
+    runs = {name: rank_corpus(query_ids, query_vectors[name], stored[name], depth, chunk_size) for name in ("base", "finetuned")}
+    runs["bm25"] = bm25_run(list(corpus), [d.full_text for d in corpus.values()], query_ids, query_texts, depth)
+    runs["hybrid"] = reciprocal_rank_fusion([runs["finetuned"], runs["bm25"]], depth)
+    if settings.concatenated:
+        joined = StoredEmbeddings(normalise_rows(np.hstack([stored["base"].vectors, stored["finetuned"].vectors])),
+                                  stored["base"].doc_ids, {"model": "base+finetuned"})
+        joined_queries = normalise_rows(np.hstack([query_vectors["base"], query_vectors["finetuned"]]))
+        runs["concatenated"] = rank_corpus(query_ids, joined_queries, joined, depth, chunk_size)
+    return runs
+
+
+def system_agreement(runs: dict[str, Run], k: int) -> dict[str, float]:
+    """Mean overlap of each pair of systems' top-k documents (|A ∩ B| / k), averaged over queries."""
+    def top(run: Run, query_id: str) -> set[str]:
+        return {d for d, _ in sorted(run.get(query_id, {}).items(), key=lambda item: (-item[1], item[0]))[:k]}
+
+    names = [n for n in ("base", "finetuned", "bm25") if n in runs]
+    query_ids = sorted(runs[names[0]])
+    agreement = {}
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            overlaps = [len(top(runs[first], q) & top(runs[second], q)) / k for q in query_ids]
+            agreement[f"{first}_vs_{second}"] = round(sum(overlaps) / len(overlaps), 6) if overlaps else 0.0
+    return agreement
+
+
+def per_query_table(per_query: dict[str, dict[str, dict[str, float]]]) -> str:
+    """CSV with one row per (query, system) and one column per metric."""
+    systems = list(per_query)
+    metrics = list(next(iter(per_query[systems[0]].values())))
+    lines = [",".join(["query_id", "system", *metrics])]
+    for query_id in sorted(per_query[systems[0]]):
+        for system in systems:
+            values = per_query[system][query_id]
+            lines.append(",".join([f'"{query_id}"', system, *(f"{values[m]:.6f}" for m in metrics)]))
+    return "\n".join(lines) + "\n"
+
+
+def recall_curve(qrels, runs: dict[str, Run], depth: int) -> str:
+    """CSV of mean Recall@k for each k up to the retrieval depth, one column per system (for `dvc plots`)."""
+    ks = [k for k in RECALL_CURVE_KS if k <= depth]
+    means = {name: mean_metrics(per_query_metrics(qrels, run, tuple(f"R@{k}" for k in ks))) for name, run in runs.items()}
+    lines = [",".join(["k", *runs])]
+    lines += [",".join([str(k), *(f"{means[name][f'recall@{k}']:.6f}" for name in runs)]) for k in ks]
+    return "\n".join(lines) + "\n"
+
+
+def evaluation_report(per_query: dict[str, dict[str, dict[str, float]]], settings: EvaluateParams, seed: int,
+                      pairs: tuple[tuple[str, str], ...] = COMPARISONS) -> dict:
+    """Means per system, fine-tuned minus base, paired comparisons on the headline metric, and the verdict.
+
+    Args:
+        pairs: the (new, old) systems compared with the paired bootstrap and randomisation test.
+    """
+    means = {name: mean_metrics(rows) for name, rows in per_query.items()}
+    query_ids = sorted(per_query["base"])
+    scores = {name: np.array([rows[q][settings.headline] for q in query_ids]) for name, rows in per_query.items()}
+    comparisons = {
+        f"{new}_vs_{old}": compare_systems(scores[new], scores[old], settings.bootstrap_resamples, seed)
+        for new, old in pairs
+    }
+    verdict = decide_verdict(comparisons["finetuned_vs_base"], means["base"][settings.headline], settings)
+    return {"test_queries": len(query_ids), **means, "delta_finetuned_vs_base": metric_deltas(means["finetuned"], means["base"]),
+            "comparisons": comparisons, **verdict}

@@ -1,0 +1,8 @@
+"""Finding documents for queries: exact dense top-k in bounded memory, BM25, rankings by id and their fusion."""
+
+from embedft.retrieval.bm25 import bm25_run, bm25_search
+from embedft.retrieval.exact import BYTES_PER_SCORE, exact_search, normalise_rows, search_block_shape, top_rows_stable
+from embedft.retrieval.runs import Run, rank_corpus, reciprocal_rank_fusion, to_run
+
+__all__ = ["BYTES_PER_SCORE", "Run", "bm25_run", "bm25_search", "exact_search", "normalise_rows", "rank_corpus",
+           "reciprocal_rank_fusion", "search_block_shape", "to_run", "top_rows_stable"]

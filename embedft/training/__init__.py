@@ -1,0 +1,11 @@
+"""Fine-tuning: the training examples each loss needs, the loss, the trainer's arguments and batch sampler,
+dev evaluation and curves, checkpoints and resuming, LoRA, multi-GPU runs, the run's report and the model card."""
+
+import embedft.training.distributed as distributed
+from embedft.training.data import TrainingSet, build_training_set, check_settings, score_warning
+from embedft.training.fine_tuning import fine_tune
+from embedft.training.model_card import CardFacts, write_model_card
+from embedft.training.monitor import DevSet, TrainingCurves, load_dev_set
+
+__all__ = ["CardFacts", "DevSet", "TrainingCurves", "TrainingSet", "build_training_set", "check_settings", "distributed",
+           "fine_tune", "load_dev_set", "score_warning", "write_model_card"]
