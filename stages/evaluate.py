@@ -17,9 +17,20 @@ from embedft.config import load_machine, load_params
 from embedft.core import artifacts, read_corpus, read_pairs, read_split, run_stage, write_json_atomic, write_text_atomic
 from embedft.core.artifacts import BASE_EMBEDDINGS_DIR, CORPUS_FILE, PAIRS_DIR, PAIRS_FILE, SPLIT_DIR
 from embedft.encoding import encode, load_embeddings, load_model_with
-from embedft.evaluation import (COMPARISONS, count_leaks, evaluation_report, forgetting_report, metric_deltas,
-                                per_query_metrics, per_query_table, recall_curve, retrieval_depth, system_agreement,
-                                system_runs, verdict_banner)
+from embedft.evaluation import (
+    COMPARISONS,
+    count_leaks,
+    evaluation_report,
+    forgetting_report,
+    metric_deltas,
+    per_query_metrics,
+    per_query_table,
+    recall_curve,
+    retrieval_depth,
+    system_agreement,
+    system_runs,
+    verdict_banner,
+)
 from embedft.retrieval import rank_corpus
 
 
@@ -38,7 +49,8 @@ def announce(report: dict, headline: str) -> None:
         f = report["forgetting"]
         c = f["finetuned_vs_base"]
         print(f"evaluate: out-of-domain ({f['queries']} queries): base {f['base'][headline]:.4f}, fine-tuned "
-              f"{f['finetuned'][headline]:.4f}; drop {f[f'drop_{headline}']:+.4f} (95% CI of the change {c['ci_low']:+.4f} .. {c['ci_high']:+.4f})")
+              f"{f['finetuned'][headline]:.4f}; drop {f[f'drop_{headline}']:+.4f} "
+              f"(95% CI of the change {c['ci_low']:+.4f} .. {c['ci_high']:+.4f})")
     if banner := verdict_banner(report, headline):
         print(banner)
 

@@ -16,8 +16,17 @@ from __future__ import annotations
 from embedft.config import load_machine, load_params
 from embedft.core import artifacts, read_corpus, read_pairs, run_stage, write_json_atomic, write_negatives, write_text_atomic
 from embedft.core.artifacts import CORPUS_FILE, PAIRS_DIR, PAIRS_FILE, SPLIT_DIR
-from embedft.mining import (CorpusIndex, mine, miner_name, mining_report, output_rows, read_labelled, review_markdown,
-                            run_description, window_end)
+from embedft.mining import (
+    CorpusIndex,
+    mine,
+    miner_name,
+    mining_report,
+    output_rows,
+    read_labelled,
+    review_markdown,
+    run_description,
+    window_end,
+)
 
 
 def main(argv: list[str] | None = None) -> None:

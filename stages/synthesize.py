@@ -17,8 +17,7 @@ from collections import Counter
 from embedft.config import load_machine, load_params
 from embedft.core import PipelineError, read_corpus, read_split, run_stage, write_json_atomic, write_pairs, write_text_atomic
 from embedft.core.artifacts import CORPUS_FILE, PAIRS_DIR, SPLIT_DIR, SYNTHESIZE_METRICS, SYNTHESIZE_REVIEW
-from embedft.pairs import (DROP_REASONS, base_model_round_trip, gather_candidates, held_out_index, review_markdown,
-                           synthesize_pairs)
+from embedft.pairs import DROP_REASONS, base_model_round_trip, gather_candidates, held_out_index, review_markdown, synthesize_pairs
 
 
 def main() -> None:

@@ -22,8 +22,17 @@ from sentence_transformers import SentenceTransformer
 from embedft.config import load_machine, load_params
 from embedft.core import artifacts, atomic_path, run_stage, write_json_atomic
 from embedft.core.artifacts import CORPUS_FILE, SPLIT_DIR, RoundPaths
-from embedft.training import (CardFacts, TrainingCurves, build_training_set, check_settings, distributed, fine_tune,
-                              load_dev_set, score_warning, write_model_card)
+from embedft.training import (
+    CardFacts,
+    TrainingCurves,
+    build_training_set,
+    check_settings,
+    distributed,
+    fine_tune,
+    load_dev_set,
+    score_warning,
+    write_model_card,
+)
 
 
 def save_outputs(model: SentenceTransformer, report: dict, facts: CardFacts, curves: TrainingCurves, paths: RoundPaths) -> None:

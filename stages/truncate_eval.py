@@ -14,8 +14,14 @@ import numpy as np
 
 from embedft.config import load_machine, load_params
 from embedft.core import PipelineError, read_split, run_stage, write_json_atomic, write_text_atomic
-from embedft.core.artifacts import (BASE_EMBEDDINGS_DIR, FINETUNED_EMBEDDINGS_DIR, FINETUNED_MODEL_DIR, NDCG_BY_DIM_PLOT,
-                                    SPLIT_DIR, TRUNCATE_METRICS)
+from embedft.core.artifacts import (
+    BASE_EMBEDDINGS_DIR,
+    FINETUNED_EMBEDDINGS_DIR,
+    FINETUNED_MODEL_DIR,
+    NDCG_BY_DIM_PLOT,
+    SPLIT_DIR,
+    TRUNCATE_METRICS,
+)
 from embedft.encoding import encode, load_embeddings, load_model_with
 from embedft.evaluation import compare_systems, plot_table, truncation_grid
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from embedft.core.rows import Pair
+from embedft.core.rows import Document, Pair
 from embedft.corpus.sections import Section, parse_sections, split_sections
 from embedft.pairs.structure import first_sentence_pairs, section_pairs, title_pairs
-from embedft.core.rows import Document
 
 
 def test_markdown_headings():

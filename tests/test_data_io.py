@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from embedft.core.beir import read_corpus, read_qrels, read_queries, read_split, relevant, write_qrels
+from embedft.core.errors import DataFileError, PipelineError
 from embedft.core.rows import Document, Pair
 from embedft.core.stage_files import read_pairs
-from embedft.core.errors import DataFileError, PipelineError
 
 
 def write_bytes(path: Path, data: bytes) -> Path:

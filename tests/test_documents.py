@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from embedft.config.params import IngestParams
+from embedft.core.errors import DataFileError
+from embedft.corpus.documents import ParsedDocument, chunk_document, chunks_by_document, parse_document, read_document_folder, word_windows
+from embedft.corpus.html_text import html_to_text
 from embedft.corpus.sections import Section
 from embedft.pairs.structure import section_pairs
-from embedft.corpus.documents import ParsedDocument, chunk_document, chunks_by_document, parse_document, read_document_folder, word_windows
-from embedft.core.errors import DataFileError
-from embedft.corpus.html_text import html_to_text
-from embedft.config.params import IngestParams
 
 MARKDOWN = """---
 layout: page
@@ -219,7 +219,8 @@ def test_ingest_stage_on_a_folder(tmp_path, monkeypatch):
     from stages import ingest
 
     make_folder(tmp_path / "data" / "mine")
-    (tmp_path / "params.yaml").write_text("data:\n  dir: data/mine\n  corpus: docs\ningest:\n  max_chunk_words: 8\n  chunk_overlap_words: 2\n")
+    (tmp_path / "params.yaml").write_text("data:\n  dir: data/mine\n  corpus: docs\n"
+                                          "ingest:\n  max_chunk_words: 8\n  chunk_overlap_words: 2\n")
     monkeypatch.chdir(tmp_path)
     ingest.main()
     rows = [json.loads(line) for line in (tmp_path / "data" / "corpus" / "corpus.jsonl").read_text().splitlines()]
@@ -230,6 +231,7 @@ def test_ingest_stage_on_a_folder(tmp_path, monkeypatch):
 
 def test_ingest_stage_passes_a_corpus_file_through(tmp_path, monkeypatch):
     from conftest import write_tiny_dataset
+
     from stages import ingest
 
     write_tiny_dataset(tmp_path / "data" / "sample")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from project_copies import committed_copy
 from test_pipeline_e2e import run
 

@@ -13,15 +13,15 @@ import onnxruntime
 import pytest
 import torch
 import yaml
-from sentence_transformers import SentenceTransformer
-
 from conftest import TINY_DOCS
 from project_copies import committed_copy
+from sentence_transformers import SentenceTransformer
+from test_pipeline_e2e import run, set_params
+
+from embedft.config.params import ExportParams, load_params
 from embedft.core.errors import PipelineError
 from embedft.export.onnx_encoder import ONNX_FILE, OnnxSentenceEncoder
 from embedft.export.onnx_export import copy_model_files, export_onnx
-from embedft.config.params import ExportParams, load_params
-from test_pipeline_e2e import run, set_params
 
 TEXTS = ["x", "parse JSON text", *(f"{name}: {text}" for name, text in TINY_DOCS), "a long input " * 80]
 TOLERANCE = 1e-5
@@ -87,7 +87,8 @@ def test_token_embeddings_feed_the_models_own_pooling(exported: Path, prompted_m
     model = SentenceTransformer(str(prompted_model), device="cpu")
     session = onnxruntime.InferenceSession(str(exported / ONNX_FILE), providers=["CPUExecutionProvider"])
     encoded = model.tokenizer(TEXTS, padding=True, truncation=True, max_length=model.max_seq_length, return_tensors="np")
-    tokens = session.run(["last_hidden_state"], {k: encoded[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")})[0]
+    feed = {k: encoded[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+    tokens = session.run(["last_hidden_state"], feed)[0]
     features = {"token_embeddings": torch.from_numpy(tokens), "attention_mask": torch.from_numpy(encoded["attention_mask"])}
     with torch.no_grad():
         for module in list(model)[1:]:

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import write_tiny_dataset
+
 from embedft.core.atomic import atomic_path
 from embedft.core.errors import PipelineError
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import write_tiny_dataset
-from embedft.core.errors import DataFileError
-from embedft.evaluation.forgetting import forgetting_report
-from embedft.encoding.models import load_model
+
 from embedft.config import BaseParams, EvaluateParams, MachineSettings
+from embedft.core.errors import DataFileError
+from embedft.encoding.models import load_model
+from embedft.evaluation.forgetting import forgetting_report
 
 
 def test_skipped_without_corpus(tmp_path):

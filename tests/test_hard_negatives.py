@@ -5,10 +5,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embedft.core.rows import Document
-from embedft.core.rows import Pair
+from embedft.core.rows import Document, Pair
 from embedft.mining.corpus_index import CorpusIndex
-from embedft.mining.selection import COPY_OF_POSITIVE, CROSS_ENCODER, KEPT, LABELLED_POSITIVE, MAX_SCORE, REASONS, RELATIVE_MARGIN, Window, apply_filters, cross_encoder_judge, drop_counts, fill, mine_hard_negatives, new_selection, relative_bound, score_positives
+from embedft.mining.selection import (
+    COPY_OF_POSITIVE,
+    CROSS_ENCODER,
+    KEPT,
+    LABELLED_POSITIVE,
+    MAX_SCORE,
+    REASONS,
+    RELATIVE_MARGIN,
+    Window,
+    apply_filters,
+    cross_encoder_judge,
+    drop_counts,
+    fill,
+    mine_hard_negatives,
+    new_selection,
+    relative_bound,
+    score_positives,
+)
 
 
 def pair(anchor: str, positive: str, positive_id: str, source: str = "labelled") -> Pair:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib
 
 import pytest
-
 from import_graph import LAYERS, LIBRARY, ROOT, imports_of, project_modules, subpackage
 
 

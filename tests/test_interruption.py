@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from test_pipeline_e2e import make_template_copy, run, set_params
 
 # stage -> a params change that makes that stage (and those after it) rerun
@@ -77,7 +76,8 @@ def repro_killed_before_rename(repo: Path, stage: str, kill_with: signal.Signals
 
 
 def stage_outs(repo: Path, stage: str) -> list[str]:
-    return [out if isinstance(out, str) else next(iter(out)) for out in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"][stage].get("outs", [])]
+    outs = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"][stage].get("outs", [])
+    return [out if isinstance(out, str) else next(iter(out)) for out in outs]
 
 
 def test_killed_stages_leave_no_complete_looking_output_and_the_next_repro_finishes(project: Path) -> None:

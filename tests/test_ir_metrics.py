@@ -7,9 +7,9 @@ import math
 import pytest
 
 from embedft.core.beir import read_corpus, read_qrels, read_queries
-from embedft.evaluation.ir_metrics import DEFAULT_MEASURES, mean_metrics, metric_deltas, metric_key, per_query_metrics
 from embedft.encoding.encoder import encode
 from embedft.encoding.store import StoredEmbeddings
+from embedft.evaluation.ir_metrics import DEFAULT_MEASURES, mean_metrics, metric_deltas, metric_key, per_query_metrics
 from embedft.retrieval.runs import rank_corpus
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from embedft.testing.chat_server import Action, ChatServer, closed_port_url
+from embedft.config import LlmParams, MachineSettings, load_params
 from embedft.core.errors import PipelineError
 from embedft.pairs.llm_queries import ReplyCache, llm_queries, parse_reply, prompt_hash, style_counts, user_template
-from embedft.config import LlmParams, MachineSettings, load_params
+from embedft.testing.chat_server import Action, ChatServer, closed_port_url
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 KEY = "sk-test-0123456789abcdef"

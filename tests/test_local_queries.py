@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from embedft.config.params import LocalGeneratorParams
 from embedft.core.errors import PipelineError
 from embedft.pairs.local_queries import generate_local_queries
-from embedft.config.params import LocalGeneratorParams
 
 PASSAGES = {f"doc{i}": f"Passage number {i} explains how function {i} parses its arguments." for i in range(5)}
 

@@ -15,15 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import TINY_DOCS, TINY_QUERIES
-from stages import mine_negatives
-from embedft.mining.candidates import candidate_windows, positive_vectors
-from embedft.core.rows import Document
-from embedft.core.errors import PipelineError
-from embedft.core.rows import Pair
+
 from embedft.config.params import MineNegativesParams, load_params
+from embedft.core.errors import PipelineError
+from embedft.core.rows import Document, Pair
 from embedft.encoding.store import StoredEmbeddings
+from embedft.mining.candidates import candidate_windows, positive_vectors
+from stages import mine_negatives
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("data/negatives/negatives.jsonl", "data/negatives/scored.jsonl", "metrics/mine.json", "reviews/mine_negatives.md")
@@ -55,8 +54,8 @@ def tiny_pairs() -> list[dict]:
 @pytest.fixture(scope="module")
 def built_project(tmp_path_factory, tiny_model_path) -> Path:
     """A project holding exactly what `mine_negatives` reads, with the tiny model's corpus embeddings."""
-    from embedft.encoding.models import load_model
     from embedft.config.params import BaseParams
+    from embedft.encoding.models import load_model
     from embedft.encoding.store import corpus_embeddings, save_embeddings
 
     project = tmp_path_factory.mktemp("mine") / "project"
@@ -76,7 +75,8 @@ def built_project(tmp_path_factory, tiny_model_path) -> Path:
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     base = BaseParams(**params["base"])
     corpus = {d["_id"]: Document(d["_id"], d["title"], d["text"]) for d in documents}
-    save_embeddings(project / "data/embeddings/base", corpus_embeddings(load_model(str(tiny_model_path), "cpu", 64), str(tiny_model_path), corpus, base))
+    model = load_model(str(tiny_model_path), "cpu", 64)
+    save_embeddings(project / "data/embeddings/base", corpus_embeddings(model, str(tiny_model_path), corpus, base))
     return project
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from test_pipeline_e2e import METRIC_KEYS, run, set_params
 
 ROUND_STAGES = ["mine_negatives_round@2", "train_round@2", "embed_finetuned_round@2", "evaluate_round@2"]

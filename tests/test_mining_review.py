@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from embedft.core.rows import Document
-from embedft.core.rows import Pair
-from embedft.mining.corpus_index import CorpusIndex
-from embedft.mining.selection import COPY_OF_POSITIVE, CROSS_ENCODER, FalseNegativeAudit, KEPT, LABELLED_POSITIVE, MAX_SCORE, MiningResult, RELATIVE_MARGIN, Window, new_selection
-from embedft.mining.review import review_markdown, run_description, snippet
 from embedft.config.params import MineNegativesParams
+from embedft.core.rows import Document, Pair
+from embedft.mining.corpus_index import CorpusIndex
+from embedft.mining.review import review_markdown, run_description, snippet
+from embedft.mining.selection import (
+    COPY_OF_POSITIVE,
+    CROSS_ENCODER,
+    KEPT,
+    LABELLED_POSITIVE,
+    MAX_SCORE,
+    RELATIVE_MARGIN,
+    FalseNegativeAudit,
+    MiningResult,
+    Window,
+    new_selection,
+)
 
 SETTINGS = MineNegativesParams(range_min=2, range_max=9, num_negatives=1, max_score=0.9, relative_margin=0.05,
                                cross_encoder="tiny-ce", cross_encoder_margin=0.1, review_queries=2)

@@ -5,10 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embedft.core.rows import Pair
 from embedft.config.choices import SOURCE_NAMES
+from embedft.core.rows import Pair
 from embedft.core.text import clean_query, normalise_query
-from embedft.pairs.filters import DROP_REASONS, Dropped, cap_per_source, copied_share, copy_filter, deduplicate, held_out_index, leakage_filter, length_filter, round_trip_filter, sample_general, source_report
+from embedft.pairs.filters import (
+    DROP_REASONS,
+    Dropped,
+    cap_per_source,
+    copied_share,
+    copy_filter,
+    deduplicate,
+    held_out_index,
+    leakage_filter,
+    length_filter,
+    round_trip_filter,
+    sample_general,
+    source_report,
+)
 
 LONG = "This positive passage is comfortably longer than the fifty character minimum."
 
@@ -76,7 +89,8 @@ def test_copy_filter_drops_copies_of_listed_sources_only():
     kept, dropped = copy_filter(pairs, 4, 0.5, ["llm", "generated"])
     assert [p.anchor for p in kept] == ["how do I compute a square root of x", "return the square root of x", "square root",
                                         "get the square root of x fast"]
-    assert reasons(dropped) == [("Return the square root of x.", "copied_span"), ("the argument must be a non-negative number", "copied_span")]
+    assert reasons(dropped) == [("Return the square root of x.", "copied_span"),
+                                ("the argument must be a non-negative number", "copied_span")]
     assert dropped[0].detail == "100% of the query's 4-word spans are in the passage"
 
 
@@ -92,9 +106,11 @@ def test_deduplicate_keeps_the_most_trusted_source_and_cleans():
     ]
     kept, dropped = deduplicate(pairs)
     assert sorted((p.source, p.anchor, p.positive_id) for p in kept) == [
-        ("general", "General query", ""), ("general", "general query", ""), ("labelled", "parse json?", "d1"), ("title", "Parse JSON", "d2"),
+        ("general", "General query", ""), ("general", "general query", ""), ("labelled", "parse json?", "d1"),
+        ("title", "Parse JSON", "d2"),
     ]
-    assert sorted((d.pair.source, d.reason) for d in dropped) == [("general", "duplicate"), ("generated", "duplicate"), ("llm", "duplicate")]
+    assert sorted((d.pair.source, d.reason) for d in dropped) == [("general", "duplicate"), ("generated", "duplicate"),
+                                                                   ("llm", "duplicate")]
     assert {d.detail for d in dropped if d.pair.source == "llm"} == {"same query and passage as a kept labelled pair"}
     assert deduplicate(list(reversed(pairs)))[0] == kept  # the order of the candidates does not matter
 

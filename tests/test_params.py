@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from embedft.core.errors import PipelineError
 from embedft.config.params import BaseParams, MineNegativesParams, Params, SplitParams, TrainParams, load_params
+from embedft.core.errors import PipelineError
 
 
 def write_params(tmp_path: Path, text: str) -> Path:

@@ -16,7 +16,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from test_pipeline_e2e import TEMPLATE_ROOT, run
 
 NODE_MODULES = TEMPLATE_ROOT / ".ci" / "node" / "node_modules"

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embedft.evaluation.systems import recall_curve, retrieval_depth
-from embedft.evaluation.verdict import decide_verdict
-from embedft.evaluation.leakage import count_leaks
 from embedft.config.params import EvaluateParams, TruncateEvalParams
-from embedft.evaluation.quantization import quantized_pair
 from embedft.encoding.store import StoredEmbeddings
-from embedft.retrieval.exact import exact_search, normalise_rows
+from embedft.evaluation.leakage import count_leaks
+from embedft.evaluation.quantization import quantized_pair
+from embedft.evaluation.systems import recall_curve, retrieval_depth
 from embedft.evaluation.truncation import truncation_grid
+from embedft.evaluation.verdict import decide_verdict
+from embedft.retrieval.exact import exact_search, normalise_rows
 
 
 def unit(rows: np.ndarray) -> np.ndarray:

@@ -12,12 +12,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from embedft.core.beir import read_corpus, read_qrels, read_queries, read_split
-from embedft.core.stage_files import read_pairs
 from embedft.core.errors import DataFileError, PipelineError
+from embedft.core.stage_files import read_pairs
 
 VALID_FILES: dict[str, bytes] = {
     "corpus": "".join(json.dumps(row) + "\n" for row in [

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from project_copies import committed_copy
 from test_pipeline_e2e import TEMPLATE_ROOT, run
 from test_remote_s3 import folder_digest

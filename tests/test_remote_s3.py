@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from project_copies import committed_copy
 from test_pipeline_e2e import run
 

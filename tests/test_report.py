@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from project_copies import committed_copy
-from embedft.reporting.pr_report import MARKER, ReportInputs, change, number, sampled, stale_results, verdict_section
 from test_pipeline_e2e import TEMPLATE_ROOT, run, set_params
+
+from embedft.reporting.pr_report import MARKER, ReportInputs, change, number, sampled, stale_results, verdict_section
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +184,7 @@ def fake_gh(tmp_path: Path, monkeypatch) -> Path:
     return state
 
 
-def post(body: str, tmp_path: Path) -> "subprocess.CompletedProcess":
+def post(body: str, tmp_path: Path) -> subprocess.CompletedProcess:
     report = tmp_path / "report.md"
     report.write_text(body)
     return run([sys.executable, "-m", "embedft.reporting.pr_comment", "--pr", "7", "--body-file", str(report)], TEMPLATE_ROOT, check=False)

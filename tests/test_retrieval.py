@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from embedft.core.errors import PipelineError
-from embedft.retrieval.bm25 import bm25_run, bm25_search
 from embedft.encoding.encoder import encode
 from embedft.encoding.store import StoredEmbeddings, load_embeddings, save_embeddings
+from embedft.mining.search_backend import search
+from embedft.retrieval.bm25 import bm25_run, bm25_search
 from embedft.retrieval.exact import BYTES_PER_SCORE, exact_search, normalise_rows, search_block_shape
 from embedft.retrieval.runs import rank_corpus, reciprocal_rank_fusion, to_run
-from embedft.mining.search_backend import search
 
 
 @pytest.fixture(scope="module")

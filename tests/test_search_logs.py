@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from embedft.core.rows import Pair
-from embedft.core.rows import Document
-from embedft.core.errors import DataFileError
 from embedft.config.params import SearchLogParams
+from embedft.core.errors import DataFileError
+from embedft.core.rows import Document, Pair
 from embedft.pairs.search_logs import describe_unknown, log_files, search_log_pairs
 
 CORPUS = {
@@ -88,7 +87,8 @@ def test_unknown_documents_are_counted_and_reported(tmp_path):
     message = describe_unknown(full, log)
     assert "3 search-log entries" in message and "2 documents that are not in the corpus" in message
     assert "'gone.page', 'other.gone'" in message and str(log) in message
-    assert describe_unknown(search_log_pairs(write(tmp_path / "ok.csv", "query,doc_id\nq,json.loads\n"), CORPUS, SearchLogParams())[1], log) == ""
+    _, report = search_log_pairs(write(tmp_path / "ok.csv", "query,doc_id\nq,json.loads\n"), CORPUS, SearchLogParams())
+    assert describe_unknown(report, log) == ""
 
 
 def test_click_on_a_chunked_file_goes_to_its_best_passage(tmp_path):

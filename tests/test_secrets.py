@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 
 import yaml
+from test_pipeline_e2e import make_template_copy, run
 
 from embedft.testing.chat_server import ChatServer
-from test_pipeline_e2e import make_template_copy, run
 
 SENTINEL_KEY = "sk-sentinel-7f3a9c1e5b2d4f6a8c0e2b4d6f8a0c1e"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from embedft.core.errors import DataFileError, PipelineError
 from embedft.config.params import DataParams, SplitParams
+from embedft.core.errors import DataFileError, PipelineError
 from stages.split import split_labelled, split_query_ids, subset
 
 IDS = [f"q{i:03d}" for i in range(100)]

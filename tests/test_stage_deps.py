@@ -8,7 +8,6 @@ import re
 
 import pytest
 import yaml
-
 from import_graph import LIBRARY, ROOT, closure, module_path, subpackage
 
 

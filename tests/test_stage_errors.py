@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import write_tiny_dataset
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]

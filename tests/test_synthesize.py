@@ -13,17 +13,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from embedft.testing.chat_server import ChatServer
 from conftest import write_tiny_dataset
-from embedft.core.rows import Pair
-from embedft.core.rows import Document
-from embedft.core.errors import PipelineError
+
 from embedft.config.choices import SOURCE_NAMES
+from embedft.config.params import SynthesizeParams
+from embedft.core.errors import PipelineError
+from embedft.core.rows import Document, Pair
 from embedft.pairs.filters import DROP_REASONS, Dropped, held_out_index
 from embedft.pairs.review import review_markdown, spread_sample
-from embedft.config.params import SynthesizeParams
 from embedft.pairs.synthesis import generation_passages, labelled_pairs, query_pairs, synthesize_pairs
+from embedft.testing.chat_server import ChatServer
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 LONG = "This positive passage is comfortably longer than the fifty character minimum."
@@ -61,7 +60,8 @@ def test_generation_passages_sample_and_cut():
 
 def test_query_pairs():
     docs = corpus()
-    assert query_pairs({"d2": ["q a", "q b"]}, docs, "llm") == [Pair("q a", docs["d2"].text, "d2", "llm"), Pair("q b", docs["d2"].text, "d2", "llm")]
+    expected = [Pair("q a", docs["d2"].text, "d2", "llm"), Pair("q b", docs["d2"].text, "d2", "llm")]
+    assert query_pairs({"d2": ["q a", "q b"]}, docs, "llm") == expected
 
 
 def crafted_candidates() -> list[Pair]:
@@ -124,8 +124,10 @@ def test_spread_sample_represents_small_groups():
 
 
 def test_review_markdown():
-    kept = [Pair(f"query {i} | pipe", "line one\nline two " + "x" * 400, f"d{i}", "llm") for i in range(60)] + [Pair("g", LONG, "", "general")]
-    dropped = [Dropped(Pair(f"bad {i}", LONG, "d1", "llm"), reason, f"because {reason}") for i in range(10) for reason in ("duplicate", "round_trip", "leakage")]
+    kept = [Pair(f"query {i} | pipe", "line one\nline two " + "x" * 400, f"d{i}", "llm") for i in range(60)]
+    kept.append(Pair("g", LONG, "", "general"))
+    dropped = [Dropped(Pair(f"bad {i}", LONG, "d1", "llm"), reason, f"because {reason}")
+               for i in range(10) for reason in ("duplicate", "round_trip", "leakage")]
     text = review_markdown(kept, dropped, 50, 20, seed=3)
     assert text == review_markdown(kept, dropped, 50, 20, seed=3)
     kept_rows = text.split("## Kept")[1].split("## Dropped")[0].strip().splitlines()[2:]
@@ -188,8 +190,9 @@ def test_stage_with_the_default_params_uses_the_sources_it_has(project, capsys):
 
 
 def test_stage_with_every_source(project, monkeypatch, capsys, caplog):
-    from stages import synthesize
     from test_local_queries import build_tiny_t5
+
+    from stages import synthesize
 
     test_queries = json.loads((project / "data" / "split" / "test" / "queries.jsonl").read_text().splitlines()[0])["text"]
     logs = project / "data" / "sample" / "search_logs"
@@ -202,7 +205,8 @@ def test_stage_with_every_source(project, monkeypatch, capsys, caplog):
         f"{test_queries.upper()},os.listdir,5\n"          # a test query: the leakage guard removes it
         "removed page,no.such.page,2\n"
     )
-    general = [{"anchor": f"general question {i}", "positive": f"A general-domain passage number {i}, long enough to be kept."} for i in range(50)]
+    general = [{"anchor": f"general question {i}", "positive": f"A general-domain passage number {i}, long enough to be kept."}
+               for i in range(50)]
     (project / "data" / "sample" / "general_pairs.jsonl").write_text("".join(json.dumps(row) + "\n" for row in general))
     server = ChatServer()
     monkeypatch.setenv("STAGE_TEST_KEY", KEY)
@@ -273,7 +277,8 @@ def test_stage_general_mix_without_a_file(project):
     from stages import synthesize
 
     update_params(project, {"general_mix": {"fraction": 0.1}})
-    with pytest.raises(PipelineError, match=r"synthesize.general_mix.fraction is 0.1, but data/sample/general_pairs.jsonl \(data.general_pairs\) is not a file"):
+    with pytest.raises(PipelineError, match=r"synthesize.general_mix.fraction is 0.1, but data/sample/general_pairs.jsonl "
+                                            r"\(data.general_pairs\) is not a file"):
         synthesize.main()
     assert outputs(project) == {}
 
@@ -282,7 +287,8 @@ def test_stage_bad_search_log_row(project):
     from stages import synthesize
 
     (project / "data" / "sample" / "search_logs").mkdir()
-    (project / "data" / "sample" / "search_logs" / "log.jsonl").write_text('{"query": "q", "doc_id": "json.dumps"}\n{"query": "q", "doc": "x"}\n')
+    (project / "data" / "sample" / "search_logs" / "log.jsonl").write_text(
+        '{"query": "q", "doc_id": "json.dumps"}\n{"query": "q", "doc": "x"}\n')
     with pytest.raises(PipelineError, match=r"search_logs/log.jsonl:2: unknown column\(s\) 'doc'"):
         synthesize.main()
     assert outputs(project) == {}

@@ -8,23 +8,22 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import TINY_DOCS
 from sentence_transformers.sentence_transformer import losses
+from train_fixtures import mined_rows, scored_rows, write_jsonl, write_project
 
-from embedft.training.checkpoints import last_complete_checkpoint, prepare_folder, resume_point, run_fingerprint
-from embedft.core.errors import DataFileError, PipelineError
-from embedft.training.model_card import CardFacts, card_with_test_metrics, non_default_params, render_model_card
-from embedft.encoding.models import is_out_of_memory, load_model
 from embedft.config import MachineSettings
 from embedft.config.params import BaseParams, LoraParams, TrainParams, load_params
 from embedft.core.artifacts import SCORED_FILE
+from embedft.core.errors import DataFileError, PipelineError
 from embedft.core.stage_files import read_negatives, read_scored
+from embedft.encoding.models import is_out_of_memory, load_model
+from embedft.training.arguments import choose_precision, out_of_memory_message, prompts_for
+from embedft.training.checkpoints import last_complete_checkpoint, prepare_folder, resume_point, run_fingerprint
 from embedft.training.data import Example, build_training_set, check_settings, group_by_negative_count
 from embedft.training.losses import build_loss, matryoshka_schedule
+from embedft.training.model_card import CardFacts, card_with_test_metrics, non_default_params, render_model_card
 from embedft.training.monitor import CURVES, DEV_CURVES, TrainingCurves, load_dev_set
-from embedft.training.arguments import choose_precision, out_of_memory_message, prompts_for
-
-from conftest import TINY_DOCS
-from train_fixtures import mined_rows, scored_rows, write_jsonl, write_project
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -252,7 +251,8 @@ def test_out_of_memory_is_recognised_and_explained():
     message = out_of_memory_message(TrainParams(batch_size=256), MachineSettings(), "cuda:0")
     assert "CachedMultipleNegativesRankingLoss" in message and "machine setting train_mini_batch_size" in message
     assert "train.gradient_accumulation_steps" in message and "cuda:0" in message
-    cached = out_of_memory_message(TrainParams(loss="CachedMultipleNegativesRankingLoss"), MachineSettings(train_mini_batch_size=64), "cuda")
+    cached = out_of_memory_message(TrainParams(loss="CachedMultipleNegativesRankingLoss"), MachineSettings(train_mini_batch_size=64),
+                                   "cuda")
     assert "Lower the machine setting train_mini_batch_size (now 64; try 32)" in cached
 
 
@@ -266,7 +266,7 @@ def test_resume_only_from_a_complete_checkpoint_of_the_same_run(tmp_path):
     prepare_folder(folder, fingerprint, keep=False)
     for step, complete in ((3, True), (6, True), (9, False)):  # 9: killed while saving
         (folder / f"checkpoint-{step}").mkdir()
-        (folder / f"checkpoint-{step}" / "trainer_state.json").write_text('{"global_step": %d}' % step if complete else '{"glob')
+        (folder / f"checkpoint-{step}" / "trainer_state.json").write_text(f'{{"global_step": {step}}}' if complete else '{"glob')
     assert last_complete_checkpoint(folder) == folder / "checkpoint-6"
     assert resume_point(folder, fingerprint, resume=True) == folder / "checkpoint-6"
     assert resume_point(folder, fingerprint, resume=False) is None
@@ -321,9 +321,11 @@ def card_facts(**changes) -> CardFacts:
            "best": {"ndcg@10": 0.8, "mrr@10": 0.7, "recall@10": 1.0, "map@100": 0.7},
            "final": {"ndcg@10": 0.75, "mrr@10": 0.7, "recall@10": 1.0, "map@100": 0.7}, "stopped_early": 1, "kept": "best"}
     facts = dict(base_model="BAAI/bge-small-en-v1.5", model_path="models/finetuned", source_file="data/negatives/negatives.jsonl",
-                 pairs_by_source={"labelled": 30, "title": 12}, examples=42, loss="MatryoshkaLoss(MultipleNegativesRankingLoss, dims 384/64, weights 1/1)",
+                 pairs_by_source={"labelled": 30, "title": 12}, examples=42,
+                 loss="MatryoshkaLoss(MultipleNegativesRankingLoss, dims 384/64, weights 1/1)",
                  steps=9, epochs=1.0, effective_batch_size=32,
-                 non_default=non_default_params(BaseParams(model="BAAI/bge-small-en-v1.5", query_prompt="Represent: "), TrainParams(lora=LoraParams(enabled=True))),
+                 non_default=non_default_params(BaseParams(model="BAAI/bge-small-en-v1.5", query_prompt="Represent: "),
+                                                TrainParams(lora=LoraParams(enabled=True))),
                  query_prompt="Represent: ", document_prompt="", matryoshka_dims=[384, 64], lora=True, dev=dev)
     facts.update(changes)
     return CardFacts(**facts)

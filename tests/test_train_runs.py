@@ -11,22 +11,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_QUERIES
 from safetensors.torch import load_file
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+from train_fixtures import mined_rows, scored_rows, write_jsonl, write_project
 
 import embedft.training.fine_tuning
 import stages.train
-from embedft.core.errors import PipelineError
-from embedft.training.fine_tuning import fine_tune
-from embedft.encoding.models import load_model
 from embedft.config import BaseParams, LoraParams, MachineSettings, TrainParams
-from embedft.core.artifacts import round_paths
-from embedft.core.artifacts import SCORED_FILE
+from embedft.core.artifacts import SCORED_FILE, round_paths
+from embedft.core.errors import PipelineError
+from embedft.encoding.models import load_model
 from embedft.training.data import build_training_set
+from embedft.training.fine_tuning import fine_tune
 from embedft.training.monitor import DEV_CURVES, TrainingCurves, dev_evaluator, dev_metrics, load_dev_set
-
-from conftest import TINY_QUERIES
-from train_fixtures import mined_rows, scored_rows, write_jsonl, write_project
 
 MACHINE = MachineSettings(device="cpu", encode_batch_size=16)
 
@@ -85,7 +83,8 @@ def test_every_loss_trains(tiny_model_path, tmp_path, loss):
     train = settings(loss=loss, max_steps=2)
     before = encode(load_model(str(tiny_model_path), "cpu", 32))
     machine = MACHINE.model_copy(update={"train_mini_batch_size": 2})
-    model, report, _ = fine_tune(build_training_set(train, tmp_path, train.batch_size), None, base, train, machine, tmp_path / "checkpoints")
+    training = build_training_set(train, tmp_path, train.batch_size)
+    model, report, _ = fine_tune(training, None, base, train, machine, tmp_path / "checkpoints")
     assert report["steps"] == 2 and np.isfinite(report["train_loss"]) and "dev" not in report
     assert not np.allclose(before, encode(model), atol=1e-5)  # the weights moved
 

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import yaml
-
 from conftest import TINY_DOCS, TINY_QUERIES
 
 DOC_TEXTS = [f"{title}\n{text}" for title, text in TINY_DOCS]

@@ -98,7 +98,7 @@ class IngestParams(Section):
     )
 
     @model_validator(mode="after")
-    def overlap_is_smaller_than_chunk(self) -> "IngestParams":
+    def overlap_is_smaller_than_chunk(self) -> IngestParams:
         if self.max_chunk_words and self.chunk_overlap_words >= self.max_chunk_words:
             raise ValueError(
                 f"chunk_overlap_words ({self.chunk_overlap_words}) must be smaller than max_chunk_words ({self.max_chunk_words})"
@@ -114,7 +114,7 @@ class SplitParams(Section):
     test_fraction: float = Field(0.3, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
-    def fractions_sum_to_one(self) -> "SplitParams":
+    def fractions_sum_to_one(self) -> SplitParams:
         total = self.train_fraction + self.dev_fraction + self.test_fraction
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"train_fraction + dev_fraction + test_fraction must be 1, got {total:g}")
@@ -147,7 +147,8 @@ class SearchLogParams(Section):
     enabled: bool = Field(True, description="Use the logs at data.search_logs (skipped while there are none).")
     min_clicks: int = Field(1, ge=1, description="A (query, document) needs at least this many clicks, summed over the log.")
     min_dwell_seconds: float = Field(
-        0.0, ge=0.0, description="Rows with a shorter dwell time are bounces and dropped; when above 0, rows without a dwell time are dropped too."
+        0.0, ge=0.0, description="Rows with a shorter dwell time are bounces and dropped; when above 0, rows without a "
+        "dwell time are dropped too."
     )
     ignore_columns: list[str] = Field(
         default_factory=list, description="Other columns your export has (timestamp, session, ...); any other column is unknown."
@@ -190,7 +191,7 @@ class LlmParams(Section):
     )
 
     @model_validator(mode="after")
-    def consistent(self) -> "LlmParams":
+    def consistent(self) -> LlmParams:
         # A model-level check: its error message never repeats the value, which may be a pasted key.
         if self.api_key_env and not ENV_VAR_NAME.fullmatch(self.api_key_env):
             raise ValueError("api_key_env must be the NAME of an environment variable (e.g. OPENAI_API_KEY), not a key")
@@ -320,7 +321,7 @@ class MineNegativesParams(Section):
     faiss_search_params: str = Field("", description="FAISS search-time parameters, e.g. 'nprobe=32' or 'efSearch=128'.")
 
     @model_validator(mode="after")
-    def window_is_ordered(self) -> "MineNegativesParams":
+    def window_is_ordered(self) -> MineNegativesParams:
         if self.range_max <= self.range_min:
             raise ValueError(f"range_max ({self.range_max}) must be greater than range_min ({self.range_min})")
         return self
@@ -335,7 +336,7 @@ class RoundsParams(Section):
     )
 
     @model_validator(mode="after")
-    def rounds_are_defined(self) -> "RoundsParams":
+    def rounds_are_defined(self) -> RoundsParams:
         if self.extra not in ([], [2]):
             raise ValueError(f"dvc.yaml defines round 2 after the default round 1, so extra must be [] or [2], got {self.extra}")
         return self
@@ -412,7 +413,7 @@ class TrainParams(Section):
     lora: LoraParams = LoraParams()
 
     @model_validator(mode="after")
-    def settings_are_consistent(self) -> "TrainParams":
+    def settings_are_consistent(self) -> TrainParams:
         if any(d <= 0 for d in self.matryoshka_dims):
             raise ValueError("matryoshka_dims must be positive integers")
         if self.matryoshka_weights and len(self.matryoshka_weights) != len(self.matryoshka_dims):
@@ -456,7 +457,7 @@ class EvaluateParams(Section):
     )
 
     @model_validator(mode="after")
-    def cutoffs_are_positive(self) -> "EvaluateParams":
+    def cutoffs_are_positive(self) -> EvaluateParams:
         if not self.ndcg_at:
             raise ValueError("ndcg_at needs at least one cutoff: its first is the headline metric")
         if any(k <= 0 for k in self.cutoffs()):
@@ -495,7 +496,7 @@ class TruncateEvalParams(Section):
     )
 
     @model_validator(mode="after")
-    def dims_are_positive(self) -> "TruncateEvalParams":
+    def dims_are_positive(self) -> TruncateEvalParams:
         if not self.dims or any(d <= 0 for d in self.dims):
             raise ValueError("dims must be a non-empty list of positive integers")
         if self.default_dim and self.default_dim not in self.dims:
@@ -527,7 +528,7 @@ class ExportParams(Section):
     )
 
     @model_validator(mode="after")
-    def formats_are_unique(self) -> "ExportParams":
+    def formats_are_unique(self) -> ExportParams:
         if len(set(self.formats)) != len(self.formats):
             raise ValueError(f"formats lists a format twice: {self.formats}")
         return self

@@ -3,8 +3,7 @@ live, and how a stage runs. Pure Python: importing it loads neither numpy nor to
 
 from embedft.core import artifacts
 from embedft.core.atomic import atomic_path, write_json_atomic, write_text_atomic
-from embedft.core.beir import (read_corpus, read_qrels, read_queries, read_split, relevant, write_corpus, write_qrels,
-                               write_split)
+from embedft.core.beir import read_corpus, read_qrels, read_queries, read_split, relevant, write_corpus, write_qrels, write_split
 from embedft.core.errors import DataFileError, PipelineError
 from embedft.core.jsonl import read_jsonl, read_lines, write_jsonl
 from embedft.core.rows import Document, MinedRow, Pair, Qrels, ScoredRow

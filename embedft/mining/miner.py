@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from embedft.config import BaseParams, MachineSettings, MineNegativesParams
-from embedft.core import (Document, MinedRow, Pair, PipelineError, ScoredRow, normalise_query, read_split, relevant)
+from embedft.core import Document, MinedRow, Pair, PipelineError, ScoredRow, normalise_query, read_split, relevant
 from embedft.core.artifacts import CORPUS_FILE, RoundPaths
 from embedft.encoding import StoredEmbeddings, corpus_embeddings, encode, load_embeddings, load_model_with
 from embedft.mining.candidates import candidate_windows, positive_vectors

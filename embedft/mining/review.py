@@ -8,8 +8,17 @@ import random
 from embedft.config import MineNegativesParams
 from embedft.core import Pair
 from embedft.mining.corpus_index import CorpusIndex
-from embedft.mining.selection import (COPY_OF_POSITIVE, CROSS_ENCODER, KEPT, LABELLED_POSITIVE, MAX_SCORE, RELATIVE_MARGIN,
-                                      MiningResult, Selection, relative_bound)
+from embedft.mining.selection import (
+    COPY_OF_POSITIVE,
+    CROSS_ENCODER,
+    KEPT,
+    LABELLED_POSITIVE,
+    MAX_SCORE,
+    RELATIVE_MARGIN,
+    MiningResult,
+    Selection,
+    relative_bound,
+)
 
 SNIPPET_CHARS = 160
 

@@ -219,7 +219,8 @@ def sample_general(pairs: list[Pair], domain_pairs: int, fraction: float, seed: 
         return ordered, []
     chosen = set(random.Random(seed).sample(range(len(ordered)), wanted))
     kept = [p for i, p in enumerate(ordered) if i in chosen]
-    dropped = [Dropped(p, "capped", f"not drawn: {wanted} general pairs make {fraction:.0%} of the set") for i, p in enumerate(ordered) if i not in chosen]
+    reason = f"not drawn: {wanted} general pairs make {fraction:.0%} of the set"
+    dropped = [Dropped(p, "capped", reason) for i, p in enumerate(ordered) if i not in chosen]
     return kept, dropped
 
 

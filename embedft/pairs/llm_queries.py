@@ -269,7 +269,8 @@ class LlmQueryGenerator:
                 asked = retry_after_seconds(error)
                 if asked is not None and asked > machine.llm_backoff_max_seconds:
                     raise PipelineError(f"synthesize.llm: {settings.base_url} is rate limiting and asks to wait {asked:g} s, longer than "
-                                        f"the machine setting llm_backoff_max_seconds ({machine.llm_backoff_max_seconds:g}); try again later") from None
+                                        f"the machine setting llm_backoff_max_seconds ({machine.llm_backoff_max_seconds:g}); "
+                                        "try again later") from None
                 delay, last = (delay if asked is None else asked), "HTTP 429 (rate limited)"
             except openai.APITimeoutError:
                 self.report.add("timeouts")
@@ -357,7 +358,8 @@ class LlmQueryGenerator:
 
 
 def llm_queries(passages: dict[str, str], settings: LlmParams, machine: MachineSettings, cache_path: Path | str,
-                wait: Callable[[float], object] | None = None, progress: bool = True) -> tuple[dict[str, list[tuple[str, str]]], dict[str, int]]:
+                wait: Callable[[float], object] | None = None,
+                progress: bool = True) -> tuple[dict[str, list[tuple[str, str]]], dict[str, int]]:
     """(style, query) lists per passage id, and the counts for the metrics.
 
     Args:

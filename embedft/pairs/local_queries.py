@@ -62,7 +62,8 @@ def generate_local_queries(
         torch.manual_seed(seed + number)
         with torch.inference_mode():
             output = model.generate(
-                input_ids=encoded["input_ids"].to(chosen), attention_mask=encoded["attention_mask"].to(chosen), do_sample=True, top_k=settings.top_k, top_p=settings.top_p, temperature=settings.temperature,
+                input_ids=encoded["input_ids"].to(chosen), attention_mask=encoded["attention_mask"].to(chosen), do_sample=True,
+                top_k=settings.top_k, top_p=settings.top_p, temperature=settings.temperature,
                 max_new_tokens=settings.max_new_tokens, num_return_sequences=per_passage,
             )
         texts = tokenizer.batch_decode(output, skip_special_tokens=True)

@@ -20,8 +20,18 @@ from pathlib import Path
 from embedft.config import STRUCTURE_SOURCE_NAMES, BaseParams, MachineSettings, Params, SynthesizeParams
 from embedft.core import Document, Pair, PipelineError, Qrels, read_jsonl
 from embedft.core.artifacts import BASE_EMBEDDINGS_DIR
-from embedft.pairs.filters import (Dropped, FilterResult, cap_per_source, copy_filter, deduplicate, leakage_filter,
-                                   length_filter, round_trip_filter, sample_general, source_report)
+from embedft.pairs.filters import (
+    Dropped,
+    FilterResult,
+    cap_per_source,
+    copy_filter,
+    deduplicate,
+    leakage_filter,
+    length_filter,
+    round_trip_filter,
+    sample_general,
+    source_report,
+)
 from embedft.pairs.llm_queries import LlmReport, api_key_from_env, llm_queries
 from embedft.pairs.local_queries import generate_local_queries
 from embedft.pairs.search_logs import SearchLogReport, describe_unknown, search_log_pairs
@@ -162,7 +172,8 @@ def gather_candidates(params: Params, machine: MachineSettings, corpus: dict[str
     llm_counts = dict(LlmReport().counts)
     if settings.llm.enabled:
         llm = settings.llm
-        passages = generation_passages(corpus, llm.max_passages, settings.quality.min_positive_chars, params.base.seed, llm.max_passage_chars)
+        passages = generation_passages(corpus, llm.max_passages, settings.quality.min_positive_chars, params.base.seed,
+                                       llm.max_passage_chars)
         written, llm_counts = llm_queries(passages, llm, machine, llm.cache)
         candidates += query_pairs({d: [q for _, q in qs] for d, qs in written.items()}, corpus, "llm")
         if llm_counts["unparseable_replies"]:

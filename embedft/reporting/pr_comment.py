@@ -67,7 +67,8 @@ def fit_comment(body: str) -> str:
 def post_report(pr: int, body: str) -> str:
     """Create the report comment on pull request ``pr``, or edit the existing one; returns 'created' or 'updated'."""
     if not body.lstrip().startswith(MARKER):
-        raise PipelineError(f"the comment body must start with the report marker {MARKER} (make it with python -m embedft.reporting.pr_report)")
+        raise PipelineError(f"the comment body must start with the report marker {MARKER} "
+                            "(make it with python -m embedft.reporting.pr_report)")
     comments = parse_pages(gh_api(["--paginate", f"repos/{{owner}}/{{repo}}/issues/{pr}/comments"]))
     existing = find_report_comment(comments)
     with tempfile.TemporaryDirectory() as folder:

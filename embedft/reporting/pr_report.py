@@ -292,7 +292,8 @@ def render_report(inputs: ReportInputs) -> str:
     lines += diff_section("Metrics", "dvc metrics diff", inputs.metrics_diff, "Metric", inputs)
     lines += diff_section("Params", "dvc params diff", inputs.params_diff, "Param", inputs)
     lines += plots_section(inputs)
-    lines.append(f"<sub>Committed results compared, nothing retrained. Made by `python -m embedft.reporting.pr_report --against {inputs.against}`.</sub>")
+    lines.append("<sub>Committed results compared, nothing retrained. Made by "
+                 f"`python -m embedft.reporting.pr_report --against {inputs.against}`.</sub>")
     return "\n".join(lines) + "\n"
 
 

@@ -46,7 +46,7 @@ class Example:
     negatives: tuple[str, ...] = ()
     margins: tuple[float, ...] | None = None
 
-    def truncated(self, count: int) -> "Example":
+    def truncated(self, count: int) -> Example:
         """The same example keeping only its first ``count`` negatives (and their margins)."""
         margins = None if self.margins is None else self.margins[:count]
         return Example(self.anchor, self.positive, self.negatives[:count], margins)
@@ -119,12 +119,12 @@ def check_settings(settings: TrainParams, negatives_dir: Path) -> None:
         )
 
 
-def score_warning(training: "TrainingSet") -> str | None:
+def score_warning(training: TrainingSet) -> str | None:
     """A warning when teacher scores come from BM25, whose scale differs from query to query."""
     if training.score_source and "bm25" in training.score_source:
-        return ("the teacher scores in {} come from BM25, whose scale varies from query to query and "
+        return (f"the teacher scores in {training.source_file} come from BM25, whose scale varies from query to query and "
                 "is far from the student's cosine; CoSENTLoss and MarginMSELoss learn best from cross-encoder or dense "
-                "scores".format(training.source_file))
+                "scores")
     return None
 
 

@@ -19,18 +19,17 @@ from pathlib import Path
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 from transformers import EarlyStoppingCallback, TrainerCallback
 
+import embedft.training.distributed as distributed
 from embedft.config import LOSSES, BaseParams, MachineSettings, TrainParams
 from embedft.core import PipelineError
 from embedft.encoding import count_over_window, is_out_of_memory, load_model_with, pick_device, truncation_warning
-import embedft.training.distributed as distributed
 from embedft.training.arguments import choose_precision, out_of_memory_message, training_arguments
 from embedft.training.checkpoints import describe_start, prepare_folder, resume_point, run_fingerprint
 from embedft.training.data import TrainingSet
 from embedft.training.lora import add_lora, merge_lora
 from embedft.training.losses import build_loss, describe_loss
 from embedft.training.model_card import CardFacts
-from embedft.training.monitor import (DEV_CURVES, DevEvaluator, DevSet, EvaluateAtLastStep, TrainingCurves, dev_evaluator,
-                                      dev_metrics)
+from embedft.training.monitor import DEV_CURVES, DevEvaluator, DevSet, EvaluateAtLastStep, TrainingCurves, dev_evaluator, dev_metrics
 from embedft.training.run_report import card_facts, dev_report, run_report
 
 logger = logging.getLogger(__name__)
@@ -151,7 +150,8 @@ def count_truncated_passages(model: SentenceTransformer, training: TrainingSet, 
     return len(passages), count_over_window(model, passages, prompt)
 
 
-def measure_base_dev(evaluator: DevEvaluator, model: SentenceTransformer, checkpoints: Path, resumed_step: int, curves: TrainingCurves) -> dict:
+def measure_base_dev(evaluator: DevEvaluator, model: SentenceTransformer, checkpoints: Path, resumed_step: int,
+                     curves: TrainingCurves) -> dict:
     """The base model's dev metrics, drawn at step 0 of the dev curves; a resumed run reads the stored ones."""
     stored = checkpoints / BASE_DEV_FILE
     if resumed_step and stored.is_file():

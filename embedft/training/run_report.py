@@ -7,8 +7,8 @@ import resource
 import torch
 from transformers import TrainerState
 
-from embedft.config import BaseParams, TrainParams
 import embedft.training.distributed as distributed
+from embedft.config import BaseParams, TrainParams
 from embedft.training.data import TrainingSet
 from embedft.training.model_card import CardFacts, non_default_params
 from embedft.training.monitor import BEST_MODEL_METRIC, DevSet, dev_metrics
