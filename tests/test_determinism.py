@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import snapshot_outputs
 from test_pipeline_e2e import make_template_copy, run
+
+pytestmark = pytest.mark.slow  # runs the pipeline with DVC twice
 
 RUN_MEASUREMENTS = {"train_seconds", "eval_seconds", "pairs_per_second", "peak_rss_mb", "peak_gpu_mb"}
 

@@ -12,6 +12,8 @@ import yaml
 from project_copies import committed_copy
 from test_pipeline_e2e import run
 
+pytestmark = pytest.mark.slow  # runs DVC experiments
+
 QUEUE_TIMEOUT_S = 420
 
 

@@ -127,6 +127,7 @@ def test_unknown_export_format_names_the_key(tmp_path: Path) -> None:
         load_params(path)
 
 
+@pytest.mark.slow
 def test_export_stage_is_off_by_default_and_runs_alone_when_enabled(reproduced_pipeline, tmp_path: Path) -> None:
     project = committed_copy(reproduced_pipeline[0], tmp_path / "project")
     assert "export" not in run(["dvc", "stage", "list"], project).stdout

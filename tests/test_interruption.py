@@ -22,6 +22,8 @@ import pytest
 import yaml
 from test_pipeline_e2e import make_template_copy, run, set_params
 
+pytestmark = pytest.mark.slow  # kills DVC stages
+
 # stage -> a params change that makes that stage (and those after it) rerun
 HEAVY_STAGES = {
     "embed_corpus": {"base": {"document_prompt": "passage: "}},

@@ -63,6 +63,7 @@ def run(server_url: str, tmp_path: Path, passages=PASSAGES, waits: list | None =
                        wait=recorded.append, progress=False)
 
 
+@pytest.mark.slow
 def test_normal_replies_are_parsed_counted_and_cached(server, key, tmp_path):
     queries, counts = run(server.url, tmp_path)
     assert sorted(queries) == sorted(PASSAGES)
@@ -83,6 +84,7 @@ def test_normal_replies_are_parsed_counted_and_cached(server, key, tmp_path):
     assert counts["prompt_tokens"] == 600 and counts["prompt_tokens_this_run"] == 0
 
 
+@pytest.mark.slow
 def test_rate_limit_honours_retry_after_and_server_error_is_retried(key, tmp_path):
     seen: set[str] = set()
 
@@ -108,6 +110,7 @@ def test_rate_limit_honours_retry_after_and_server_error_is_retried(key, tmp_pat
     assert server.delivered[PASSAGES["doc1"]] == 1 and server.delivered[PASSAGES["doc4"]] == 1
 
 
+@pytest.mark.slow
 def test_retry_after_longer_than_allowed_stops_with_a_clear_error(key, tmp_path):
     server = ChatServer(lambda n, p: Action(status=429, headers={"Retry-After": "3600"}, body="{}"))
     try:
@@ -117,6 +120,7 @@ def test_retry_after_longer_than_allowed_stops_with_a_clear_error(key, tmp_path)
         server.close()
 
 
+@pytest.mark.slow
 def test_backoff_doubles_up_to_the_maximum(key, tmp_path):
     server = ChatServer(lambda n, p: Action(status=503, body="{}") if n < 4 else Action())
     waits: list[float] = []
@@ -129,6 +133,7 @@ def test_backoff_doubles_up_to_the_maximum(key, tmp_path):
     assert counts["server_errors"] == 4 and list(queries) == ["doc0"]
 
 
+@pytest.mark.slow
 def test_timeout_is_retried(key, tmp_path):
     server = ChatServer(lambda number, passage: Action(delay=1.5) if number == 0 else Action())
     try:
@@ -139,6 +144,7 @@ def test_timeout_is_retried(key, tmp_path):
     assert counts["timeouts"] == 1 and counts["retries"] == 1 and server.requests == 2
 
 
+@pytest.mark.slow
 def test_unparseable_reply_skips_that_passage_and_counts_it(key, tmp_path):
     server = ChatServer(lambda n, passage: Action(content="Sorry, I cannot help with that.") if passage == PASSAGES["doc2"] else Action())
     try:
@@ -152,6 +158,7 @@ def test_unparseable_reply_skips_that_passage_and_counts_it(key, tmp_path):
         server.close()
 
 
+@pytest.mark.slow
 def test_reply_that_is_not_a_chat_completion_is_a_clear_error(key, tmp_path):
     server = ChatServer(lambda n, p: Action(body="<html>proxy error page</html>"))
     try:
@@ -170,6 +177,7 @@ llm_queries(passages, LlmParams(**settings), MachineSettings(llm_concurrency=1),
 """
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_the_cache_without_paying_twice(key, tmp_path):
     hang = threading.Event()
     server = ChatServer(lambda number, passage: Action(hang=hang) if number >= 3 and not hang.is_set() else Action())
@@ -198,6 +206,7 @@ def test_killed_run_resumes_from_the_cache_without_paying_twice(key, tmp_path):
         server.close()
 
 
+@pytest.mark.slow
 def test_unreachable_endpoint_fails_after_the_retries(key, tmp_path):
     waits: list[float] = []
     with pytest.raises(PipelineError) as raised:
@@ -209,6 +218,7 @@ def test_unreachable_endpoint_fails_after_the_retries(key, tmp_path):
     assert len(waits) == 2
 
 
+@pytest.mark.slow
 def test_endpoint_lost_mid_run_keeps_what_was_done(key, tmp_path):
     server = ChatServer(lambda number, passage: Action(drop=True) if number >= 2 else Action())
     try:
@@ -225,6 +235,7 @@ def test_endpoint_lost_mid_run_keeps_what_was_done(key, tmp_path):
     assert len(queries) == 6 and counts["cache_hits"] == 2 and healthy.requests == 4
 
 
+@pytest.mark.slow
 def test_missing_api_key_fails_before_any_request(server, monkeypatch, tmp_path):
     monkeypatch.delenv("TEST_LLM_KEY", raising=False)
     with pytest.raises(PipelineError, match=r"environment variable TEST_LLM_KEY \(named by synthesize.llm.api_key_env\) is not set"):
@@ -236,6 +247,7 @@ def test_missing_api_key_fails_before_any_request(server, monkeypatch, tmp_path)
     assert server.requests == 0
 
 
+@pytest.mark.slow
 def test_refused_key_is_reported_without_the_key(key, tmp_path):
     echo = json.dumps({"error": {"message": f"Incorrect API key provided: {KEY}", "code": "invalid_api_key"}})
     server = ChatServer(lambda n, p: Action(status=401, body=echo))
@@ -249,6 +261,7 @@ def test_refused_key_is_reported_without_the_key(key, tmp_path):
     assert server.requests <= 2  # no retries of a refused key (at most one per worker already in flight)
 
 
+@pytest.mark.slow
 def test_bad_request_is_not_retried_and_the_key_is_redacted(key, tmp_path):
     echo = json.dumps({"error": {"message": f"unknown model; key was {KEY}"}})
     server = ChatServer(lambda n, p: Action(status=400, body=echo))
@@ -261,12 +274,14 @@ def test_bad_request_is_not_retried_and_the_key_is_redacted(key, tmp_path):
     assert server.requests == 1
 
 
+@pytest.mark.slow
 def test_endpoint_without_a_key(server, tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     queries, _ = run(server.url, tmp_path, api_key_env="", passages={"doc0": PASSAGES["doc0"]})
     assert list(queries) == ["doc0"]
 
 
+@pytest.mark.slow
 def test_cache_key_is_model_prompt_and_passage(server, key, tmp_path):
     one = {"doc0": PASSAGES["doc0"]}
     run(server.url, tmp_path, passages=one)
@@ -284,6 +299,7 @@ def test_cache_key_is_model_prompt_and_passage(server, key, tmp_path):
     assert server.requests == 5
 
 
+@pytest.mark.slow
 def test_corrupt_cache_file_is_a_clear_error(key, server, tmp_path):
     (tmp_path / "cache.sqlite").write_bytes(b"this is not a database" * 100)
     with pytest.raises(PipelineError, match="is not a usable SQLite cache"):

@@ -17,6 +17,8 @@ import pytest
 import yaml
 from test_pipeline_e2e import METRIC_KEYS, run, set_params
 
+pytestmark = pytest.mark.slow  # runs DVC and trains round 2
+
 ROUND_STAGES = ["mine_negatives_round@2", "train_round@2", "embed_finetuned_round@2", "evaluate_round@2"]
 
 

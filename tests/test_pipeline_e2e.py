@@ -19,6 +19,8 @@ import pytest
 import yaml
 from conftest import write_tiny_dataset
 
+pytestmark = pytest.mark.slow  # runs the whole pipeline with DVC
+
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 STAGE_NAMES = ["ingest", "split", "embed_corpus", "synthesize", "mine_negatives", "train", "embed_finetuned", "evaluate",
                "truncate_eval"]

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from test_pipeline_e2e import TEMPLATE_ROOT, run
 
+pytestmark = pytest.mark.slow  # runs DVC and a headless browser
+
 NODE_MODULES = TEMPLATE_ROOT / ".ci" / "node" / "node_modules"
 SCRIPTS = ("vega/build/vega.min.js", "vega-lite/build/vega-lite.min.js", "vega-embed/build/vega-embed.min.js")
 ARTIFACTS = TEMPLATE_ROOT / "tests" / "artifacts"

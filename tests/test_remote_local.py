@@ -10,6 +10,8 @@ from project_copies import committed_copy
 from test_pipeline_e2e import TEMPLATE_ROOT, run
 from test_remote_s3 import folder_digest
 
+pytestmark = pytest.mark.slow  # pushes and pulls with DVC
+
 
 @pytest.fixture(scope="module")
 def workspace(reproduced_pipeline, tmp_path_factory) -> Path:

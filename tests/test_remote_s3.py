@@ -16,6 +16,8 @@ import pytest
 from project_copies import committed_copy
 from test_pipeline_e2e import run
 
+pytestmark = pytest.mark.slow  # runs an S3 server and DVC
+
 BUCKET = "team-dvc"
 PREFIX = "embedding-finetune"
 

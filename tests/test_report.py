@@ -57,6 +57,7 @@ def table_rows(markdown: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in markdown.splitlines() if line.startswith("| ")]
 
 
+@pytest.mark.slow
 def test_report_of_unchanged_commit_says_so(two_commits: dict) -> None:
     report = two_commits["unchanged"]
     assert report.startswith(MARKER + "\n")
@@ -65,6 +66,7 @@ def test_report_of_unchanged_commit_says_so(two_commits: dict) -> None:
     assert "unchanged from HEAD" in report
 
 
+@pytest.mark.slow
 def test_report_shows_metric_and_param_changes_and_the_verdict(two_commits: dict) -> None:
     report, old, new = two_commits["report"], two_commits["old_ndcg"], two_commits["new_ndcg"]
     assert report.startswith(MARKER + "\n") and "report: wrote" in two_commits["printed"]
@@ -94,6 +96,7 @@ def test_verdict_section_warns_of_a_regression_and_a_suspected_leak() -> None:
     assert "| finetuned | — | 0.47 | — |" in text
 
 
+@pytest.mark.slow
 def test_report_flags_results_committed_without_repro(two_commits: dict) -> None:
     report = two_commits["report"]
     assert "**Stale results**" in report
@@ -101,6 +104,7 @@ def test_report_flags_results_committed_without_repro(two_commits: dict) -> None
     assert "`metrics/evaluate.json modified`" in report
 
 
+@pytest.mark.slow
 def test_report_shows_the_plots_side_by_side(two_commits: dict) -> None:
     report = two_commits["report"]
     assert "Interactive charts of both revisions (`dvc plots diff HEAD~1`): https://example.invalid/plots" in report
@@ -112,6 +116,7 @@ def test_report_shows_the_plots_side_by_side(two_commits: dict) -> None:
     assert "change from HEAD~1 in brackets" in recall
 
 
+@pytest.mark.slow
 def test_unknown_revision_is_one_clear_error_and_writes_nothing(project: Path) -> None:
     output = project / "review" / "typo.md"
     result = run([sys.executable, "-m", "embedft.reporting.pr_report", "--against", "mian", "--output", str(output)], project, check=False)
@@ -261,6 +266,7 @@ def test_workflow_triggers_on_pull_requests_and_never_retrains() -> None:
     assert not re.search(r"dvc (repro|pull|exp)|stages\.(train|evaluate)|make ", commands)
 
 
+@pytest.mark.slow
 def test_workflow_steps_post_one_comment_and_update_it(two_commits: dict, project: Path, fake_gh: Path, tmp_path: Path) -> None:
     run(["git", "update-ref", "refs/remotes/origin/main", "HEAD~1"], project)  # what checkout with fetch-depth 0 gives
     summary = tmp_path / "summary.md"

@@ -11,10 +11,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 import yaml
 from test_pipeline_e2e import make_template_copy, run
 
 from embedft.testing.chat_server import ChatServer
+
+pytestmark = pytest.mark.slow  # runs the pipeline with DVC and a chat server
 
 SENTINEL_KEY = "sk-sentinel-7f3a9c1e5b2d4f6a8c0e2b4d6f8a0c1e"
 

@@ -74,3 +74,19 @@ def test_measuring_stages_only_measure() -> None:
 def test_bytecode_never_changes_a_hash() -> None:
     ignored = (ROOT / ".dvcignore").read_text(encoding="utf-8").split()
     assert "__pycache__/" in ignored and "*.pyc" in ignored
+
+
+def test_every_output_path_of_the_code_is_an_output_in_dvc_yaml() -> None:
+    """embedft/core/artifacts.py and dvc.yaml name the same outputs, for round 1 and round 2 and the export."""
+    from embedft.core import artifacts
+
+    templates = {path for _, stage in stage_definitions() for path in outputs(stage)}
+    declared = {path.replace("${item}", item) for path in templates for item in ("2", "onnx")}
+    written = {artifacts.CORPUS_DIR, artifacts.SPLIT_DIR, artifacts.PAIRS_DIR, artifacts.BASE_EMBEDDINGS_DIR,
+               artifacts.SYNTHESIZE_REVIEW, artifacts.INGEST_METRICS, artifacts.EMBED_METRICS, artifacts.SYNTHESIZE_METRICS,
+               artifacts.TRUNCATE_METRICS, artifacts.NDCG_BY_DIM_PLOT, artifacts.export_dir("onnx"), artifacts.export_metrics("onnx")}
+    for number in (1, 2):
+        paths = artifacts.round_paths(number)
+        written |= {paths.negatives, paths.model, paths.model_embeddings, paths.mine_metrics, paths.mine_review,
+                    paths.train_metrics, paths.train_plots, paths.evaluate_metrics, paths.per_query_table, paths.recall_plot}
+    assert sorted(str(path) for path in written if str(path) not in declared) == []

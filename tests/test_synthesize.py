@@ -189,6 +189,7 @@ def test_stage_with_the_default_params_uses_the_sources_it_has(project, capsys):
     assert not (project / ".cache").exists()  # no LLM configured: nothing opened
 
 
+@pytest.mark.slow
 def test_stage_with_every_source(project, monkeypatch, capsys, caplog):
     from test_local_queries import build_tiny_t5
 
@@ -256,6 +257,7 @@ def run_stage_process(project: Path, env: dict) -> subprocess.CompletedProcess:
                           env={**env, "PYTHONPATH": str(TEMPLATE_ROOT)})
 
 
+@pytest.mark.slow
 def test_stage_missing_api_key_fails_before_any_request(project):
     server = ChatServer()
     update_params(project, {"llm": {"enabled": True, "base_url": server.url, "api_key_env": "UNSET_KEY_VARIABLE"}})

@@ -26,6 +26,8 @@ from embedft.training.data import build_training_set
 from embedft.training.fine_tuning import fine_tune
 from embedft.training.monitor import DEV_CURVES, TrainingCurves, dev_evaluator, dev_metrics, load_dev_set
 
+pytestmark = pytest.mark.slow  # trains models
+
 MACHINE = MachineSettings(device="cpu", encode_batch_size=16)
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]

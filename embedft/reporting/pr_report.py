@@ -20,12 +20,12 @@ from pathlib import Path
 
 from embedft.config import SYSTEMS, load_params
 from embedft.core import PipelineError, run_stage, write_text_atomic
-from embedft.core.artifacts import METRICS_DIR
+from embedft.core.artifacts import round_paths
 
 MARKER = "<!-- embedding-finetune-report -->"
 """First line of every report: a hidden HTML comment the PR workflow looks for to update its own comment."""
 
-EVALUATE_FILE = METRICS_DIR / "evaluate.json"
+EVALUATE_FILE = round_paths(1).evaluate_metrics
 MAX_TABLE_ROWS = 150
 """Rows of one diff table before it is cut (a GitHub comment holds at most 65,536 characters)."""
 MAX_PLOT_COLUMNS = 8
