@@ -5,22 +5,22 @@ from embedft.config.choices import CORPUS_SOURCE_NAMES, PAIR_SOURCES, SOURCE_NAM
 from embedft.config.losses import LOSS_NAMES, LOSSES, Loss
 from embedft.config.machine import MachineSettings, load_machine
 from embedft.config.params import (
-                                   BaseParams,
-                                   DataParams,
-                                   EvaluateParams,
-                                   ExportParams,
-                                   IngestParams,
-                                   LlmParams,
-                                   LocalGeneratorParams,
-                                   LoraParams,
-                                   MineNegativesParams,
-                                   Params,
-                                   SearchLogParams,
-                                   SplitParams,
-                                   SynthesizeParams,
-                                   TrainParams,
-                                   TruncateEvalParams,
-                                   load_params,
+    BaseParams,
+    DataParams,
+    EvaluateParams,
+    ExportParams,
+    IngestParams,
+    LlmParams,
+    LocalGeneratorParams,
+    LoraParams,
+    MineNegativesParams,
+    Params,
+    SearchLogParams,
+    SplitParams,
+    SynthesizeParams,
+    TrainParams,
+    TruncateEvalParams,
+    load_params,
 )
 
 __all__ = [

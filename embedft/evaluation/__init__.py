@@ -7,13 +7,13 @@ from embedft.evaluation.leakage import count_leaks
 from embedft.evaluation.quantization import quantized_pair
 from embedft.evaluation.statistics import compare_systems
 from embedft.evaluation.systems import (
-                                        COMPARISONS,
-                                        evaluation_report,
-                                        per_query_table,
-                                        recall_curve,
-                                        retrieval_depth,
-                                        system_agreement,
-                                        system_runs,
+    COMPARISONS,
+    evaluation_report,
+    per_query_table,
+    recall_curve,
+    retrieval_depth,
+    system_agreement,
+    system_runs,
 )
 from embedft.evaluation.truncation import plot_table, truncation_grid
 from embedft.evaluation.verdict import decide_verdict, verdict_banner
