@@ -13,19 +13,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 
 def test_split(folder: Path):
     """Corpus, queries and qrels of a dataset's test queries (qrels/test.tsv, else a seeded 30% of qrels.tsv)."""
-    from stages.data_io import read_corpus, read_qrels, read_queries, relevant
-    from stages.params import SplitParams
+    from embedft.config import SplitParams
+    from embedft.core import read_corpus, read_qrels, read_queries, relevant
     from stages.split import split_query_ids, subset
 
     corpus = read_corpus(folder / "corpus.jsonl")
@@ -41,9 +38,9 @@ def test_split(folder: Path):
 def measure(folder: Path) -> dict:
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
-    from stages.ir_metrics import mean_metrics, per_query_metrics
-    from stages.models import load_model
-    from stages.retrieval import StoredEmbeddings, encode, rank_corpus
+    from embedft.encoding import StoredEmbeddings, encode, load_model
+    from embedft.evaluation import mean_metrics, per_query_metrics
+    from embedft.retrieval import rank_corpus
 
     corpus, queries, qrels = test_split(folder)
     model = load_model("sentence-transformers/all-MiniLM-L6-v2", "cpu", 256)

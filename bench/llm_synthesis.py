@@ -1,10 +1,11 @@
 """LLM query generation: wall time of the template's path against a plain loop of `openai` calls, and of a re-run
 served from the reply cache; plus the cost of the round-trip filter on the queries written.
 
-The endpoint is the tests' chat-completions server on 127.0.0.1 (tests/chat_server.py), answering every request
-after a fixed delay that stands in for an LLM's latency; no real model is called, so this measures the
-client side only: concurrency, caching, parsing. The round-trip filter uses the real base model and the stored
-corpus embeddings, so run `dvc repro embed_corpus` first.
+The endpoint is the test chat-completions server on 127.0.0.1 (embedft.testing.chat_server), answering every
+request after a fixed delay that stands in for an LLM's latency; no real model is called, so this measures the
+client side only: concurrency (the machine setting `llm_concurrency`), caching, parsing. The round-trip filter
+uses the real base model and the stored corpus embeddings, so run `dvc repro embed_corpus` first; it runs with
+this machine's settings (machine.yaml, EMBEDFT_<KEY> variables).
 
 Usage:
     python bench/llm_synthesis.py --passages 200 --latency 0.2 --concurrency 1 4 8
@@ -16,14 +17,11 @@ import argparse
 import datetime
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def main() -> None:
@@ -36,13 +34,14 @@ def main() -> None:
 
     import openai
 
-    from chat_server import Action, ChatServer
-    from stages.data_io import read_corpus
-    from stages.llm_queries import llm_queries, messages, user_template
-    from stages.params import LlmParams, load_params
-    from stages.synthesize import generation_passages, query_pairs
+    from embedft.config import LlmParams, load_machine, load_params
+    from embedft.core import read_corpus
+    from embedft.pairs.llm_queries import llm_queries, messages, user_template
+    from embedft.pairs.synthesis import generation_passages, query_pairs
+    from embedft.testing.chat_server import Action, ChatServer
 
     params = load_params(ROOT / "params.yaml")
+    machine = load_machine()
     corpus = read_corpus(ROOT / "data" / "corpus" / "corpus.jsonl")
     passages = generation_passages(corpus, args.passages, params.synthesize.quality.min_positive_chars, params.base.seed, 4000)
     server = ChatServer(lambda number, passage: Action(delay=args.latency))
@@ -60,12 +59,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as scratch:
             for concurrency in args.concurrency:
                 cache = Path(scratch) / f"cache-{concurrency}.sqlite"
-                run_settings = settings.model_copy(update={"concurrency": concurrency})
+                run_machine = machine.model_copy(update={"llm_concurrency": concurrency})
                 start = time.perf_counter()
-                queries, counts = llm_queries(passages, run_settings, cache, progress=False)
+                queries, counts = llm_queries(passages, settings, run_machine, cache, progress=False)
                 fresh = time.perf_counter() - start
                 start = time.perf_counter()
-                llm_queries(passages, run_settings, cache, progress=False)
+                llm_queries(passages, settings, run_machine, cache, progress=False)
                 cached = time.perf_counter() - start
                 results[f"concurrency_{concurrency}"] = {
                     "fresh_s": round(fresh, 3), "cached_rerun_s": round(cached, 3),
@@ -74,19 +73,18 @@ def main() -> None:
     finally:
         server.close()
 
-    from stages.models import load_model
-    from stages.pair_filters import round_trip_filter
-    from stages.paths import BASE_EMBEDDINGS_DIR
-    from stages.retrieval import encode, load_embeddings
+    from embedft.core.artifacts import BASE_EMBEDDINGS_DIR
+    from embedft.encoding import encode, load_embeddings, load_model_with
+    from embedft.pairs.filters import round_trip_filter
 
     base = params.base
     pairs = query_pairs({d: [q for _, q in qs] for d, qs in queries.items()}, corpus, "llm")
     start = time.perf_counter()
     stored = load_embeddings(ROOT / BASE_EMBEDDINGS_DIR, corpus)
-    model = load_model(base.model, base.device, base.max_seq_length)
+    model = load_model_with(base, machine)
     kept, dropped = round_trip_filter(pairs, ["llm"], params.synthesize.quality.round_trip_k,
-                                      lambda texts: encode(model, texts, base.query_prompt, base.encode_batch_size, progress=False),
-                                      stored.vectors, stored.doc_ids, base.search_chunk_size)
+                                      lambda texts: encode(model, texts, base.query_prompt, machine.encode_batch_size, progress=False),
+                                      stored.vectors, stored.doc_ids, machine.search_chunk_size)
     results["round_trip"] = {"queries": len(pairs), "seconds": round(time.perf_counter() - start, 3), "kept": len(kept),
                              "dropped": len(dropped), "k": params.synthesize.quality.round_trip_k}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,11 +2,11 @@
 
 Synthetic documents are drawn, seeded, from the sentences of a BEIR corpus (as bench/scale.py does); each
 query is one sentence of a sampled document, whose positive is that document. The template's path is timed
-phase by phase: corpus encoding (`retrieval.encode`), exact search (`retrieval.search`, memory bounded by
-`search_memory_mb`; its working memory is traced with tracemalloc), the FAISS Flat backend, and the selection
-(`hard_negatives.mine_hard_negatives` with the default filters). The plain sentence-transformers recipe
-(`util.mine_hard_negatives`, which encodes the corpus itself) runs on the same data in the same process for
-the ratio. Growth is fitted on log-log scale (slope 1 = linear) and extrapolated linearly to 1M documents.
+phase by phase: corpus encoding (`embedft.encoding.encode`), exact search (`embedft.mining.search_backend.search`,
+memory bounded by the machine setting `search_memory_mb`; its working memory is traced with tracemalloc), the
+FAISS Flat backend, and the selection (`embedft.mining.mine_hard_negatives` with the default filters). The
+plain sentence-transformers recipe (`util.mine_hard_negatives`, which encodes the corpus itself) runs on the
+same data in the same process for the ratio. Growth is fitted on log-log scale (slope 1 = linear) and extrapolated linearly to 1M documents.
 
 Encoding is the same `model.encode` call on both paths, so it dominates both and its ratio only shows the
 machine's load. `--machinery-sizes` therefore also compares what mining adds on top of the embeddings, on
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import random
 import resource
 import subprocess
@@ -34,12 +33,9 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+from scale import sentences_from, synthetic_texts  # the same synthetic documents as bench/scale.py (a sibling script)
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from scale import sentences_from, synthetic_texts  # noqa: E402 - the same synthetic documents as bench/scale.py
 
 RANGE_MIN, RANGE_MAX, NUM_NEGATIVES, RELATIVE_MARGIN = 10, 50, 1, 0.05
 
@@ -70,13 +66,13 @@ def measure_one(size: int, n_queries: int, corpus_path: Path, max_seq_length: in
     """Mine one synthetic corpus of ``size`` documents with the template's path (and the plain recipe when asked)."""
     import torch
 
-    from stages.data_io import Document
-    from stages.hard_negatives import CorpusIndex, TrainingPair, mine_hard_negatives
-    from stages.mine_negatives import candidate_windows
-    from stages.models import load_model
-    from stages.params import MineNegativesParams
-    from stages.retrieval import encode, search_block_shape
-    from stages.vector_search import search
+    from embedft.config import MineNegativesParams
+    from embedft.core import Document, Pair
+    from embedft.encoding import encode, load_model
+    from embedft.mining import CorpusIndex, mine_hard_negatives
+    from embedft.mining.candidates import candidate_windows
+    from embedft.mining.search_backend import search
+    from embedft.retrieval import search_block_shape
 
     sentences = sentences_from(corpus_path)
     docs = synthetic_texts(sentences, size, 2, seed=size)
@@ -109,10 +105,10 @@ def measure_one(size: int, n_queries: int, corpus_path: Path, max_seq_length: in
 
     def select():
         settings = MineNegativesParams(range_min=RANGE_MIN, range_max=RANGE_MAX, num_negatives=NUM_NEGATIVES,
-                                       relative_margin=RELATIVE_MARGIN, search_memory_mb=memory_mb)
-        windows = candidate_windows(anchors, anchor_vectors, doc_vectors, docs, settings, RANGE_MAX)
+                                       relative_margin=RELATIVE_MARGIN)
+        windows = candidate_windows(anchors, anchor_vectors, doc_vectors, docs, settings, RANGE_MAX, memory_mb)
         corpus = {f"d{i}": Document(f"d{i}", "", text) for i, text in enumerate(docs)}
-        training_pairs = [TrainingPair(query, docs[row], f"d{row}", "bench") for query, row in pairs]
+        training_pairs = [Pair(query, docs[row], f"d{row}", "bench") for query, row in pairs]
         vector_of = dict(zip(anchors, anchor_vectors))
         positive_scores = [float(vector_of[query] @ doc_vectors[row]) for query, row in pairs]
         return mine_hard_negatives(training_pairs, windows, positive_scores, CorpusIndex(corpus), {}, NUM_NEGATIVES, "top",
@@ -148,19 +144,19 @@ def machinery_one(size: int, n_queries: int, path: str, memory_mb: float) -> dic
     Args:
         size: corpus rows.
         n_queries: queries, each a noisy copy of a sampled document (its positive).
-        path: ``template`` (retrieval.search + hard_negatives) or ``plain`` (sentence-transformers' miner,
+        path: ``template`` (embedft's search + mine_hard_negatives) or ``plain`` (sentence-transformers' miner,
             fed the same vectors through its embedding cache).
-        memory_mb: the template's search_memory_mb.
+        memory_mb: the template's search working memory (the machine setting ``search_memory_mb``).
     """
     import hashlib
     import tempfile
 
-    from stages.data_io import Document
-    from stages.hard_negatives import CorpusIndex, TrainingPair, mine_hard_negatives
-    from stages.mine_negatives import candidate_windows
-    from stages.models import load_model
-    from stages.params import MineNegativesParams
-    from stages.retrieval import normalise_rows
+    from embedft.config import MineNegativesParams
+    from embedft.core import Document, Pair
+    from embedft.encoding import load_model
+    from embedft.mining import CorpusIndex, mine_hard_negatives
+    from embedft.mining.candidates import candidate_windows
+    from embedft.retrieval import normalise_rows
 
     model = load_model("sentence-transformers/all-MiniLM-L6-v2", "cpu", 64)  # both paths hold it: the same baseline
     rng = np.random.default_rng(size)
@@ -180,9 +176,9 @@ def machinery_one(size: int, n_queries: int, path: str, memory_mb: float) -> dic
     if path == "template":
         def run():
             settings = MineNegativesParams(range_min=RANGE_MIN, range_max=RANGE_MAX, num_negatives=NUM_NEGATIVES,
-                                           relative_margin=RELATIVE_MARGIN, search_memory_mb=memory_mb)
-            windows = candidate_windows(anchors, anchor_vectors, doc_vectors, docs, settings, RANGE_MAX)
-            pairs = [TrainingPair(anchor, docs[row], f"d{row}", "bench") for anchor, row in zip(anchors, rows)]
+                                           relative_margin=RELATIVE_MARGIN)
+            windows = candidate_windows(anchors, anchor_vectors, doc_vectors, docs, settings, RANGE_MAX, memory_mb)
+            pairs = [Pair(anchor, docs[row], f"d{row}", "bench") for anchor, row in zip(anchors, rows)]
             positive_scores = [float(v @ doc_vectors[row]) for v, row in zip(anchor_vectors, rows)]
             corpus = {f"d{i}": Document(f"d{i}", "", text) for i, text in enumerate(docs)}
             mined = mine_hard_negatives(pairs, windows, positive_scores, CorpusIndex(corpus), {}, NUM_NEGATIVES, "top",
@@ -235,7 +231,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "bench" / "scifact" / "corpus.jsonl")
     parser.add_argument("--max-seq-length", type=int, default=64)
-    parser.add_argument("--search-memory-mb", type=float, default=256)
+    parser.add_argument("--search-memory-mb", type=float, default=256, help="the machine setting search_memory_mb")
     parser.add_argument("--plain-up-to", type=int, default=30_000, help="also run sentence-transformers' miner up to this size")
     parser.add_argument("--machinery-sizes", type=int, nargs="*", default=[],
                         help="also compare search + selection alone, on synthetic vectors, at these sizes")

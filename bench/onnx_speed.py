@@ -1,7 +1,7 @@
 """CPU encode speed: the PyTorch model (`SentenceTransformer.encode`) against its ONNX export run by onnxruntime
-(`stages.onnx_encoder.OnnxSentenceEncoder`), in one process, on the same texts, threads and batch size.
+(`embedft.export.OnnxSentenceEncoder`), in one process, on the same texts, threads and batch size.
 
-The model is exported with the template's own exporter (stages/onnx_export.py) into bench/work/. Documents
+The model is exported with the template's own exporter (embedft/export/onnx_export.py) into bench/work/. Documents
 (long, truncated at the model's max_seq_length) and queries (short) are timed separately; the two engines
 alternate over several rounds and each keeps its median, so a change in machine load hits both alike. The
 embeddings of both are compared too.
@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 
 def timed(encode, texts: list[str]) -> float:
@@ -38,9 +36,8 @@ def measure(model_name: str, texts: dict[str, list[str]], batch_size: int, round
     import numpy as np
     import torch
 
-    from stages.models import load_model
-    from stages.onnx_encoder import OnnxSentenceEncoder
-    from stages.onnx_export import copy_model_files, export_onnx
+    from embedft.encoding import load_model
+    from embedft.export import OnnxSentenceEncoder, copy_model_files, export_onnx
 
     torch.set_num_threads(threads)
     model = load_model(model_name, device="cpu")
@@ -78,14 +75,14 @@ def measure(model_name: str, texts: dict[str, list[str]], batch_size: int, round
 
 def model_path(name: str) -> str:
     """The folder a model name resolves to (the packaged copy for the default model)."""
-    from stages.models import resolve_model_path
+    from embedft.encoding import resolve_model_path
 
     return resolve_model_path(name)
 
 
 def sample_texts(dataset: Path, count: int) -> dict[str, list[str]]:
     """``count`` documents (title and text) and ``count`` queries of a BEIR dataset, in file order."""
-    from stages.data_io import read_corpus, read_queries
+    from embedft.core import read_corpus, read_queries
 
     documents = [document.full_text for document in read_corpus(dataset / "corpus.jsonl").values()][:count]
     queries = list(read_queries(dataset / "queries.jsonl").values())[:count]

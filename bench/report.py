@@ -11,20 +11,17 @@ Usage:
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from run_pipeline import STAGES  # a sibling script
+
+from embedft.config import EvaluateParams, ExportParams
+from embedft.evaluation import compare_systems, decide_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.run_pipeline import STAGES  # noqa: E402
-from stages.params import EvaluateParams, ExportParams  # noqa: E402
-from stages.statistics import compare_systems  # noqa: E402
-from stages.verdict import decide_verdict  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 METRICS = ("ndcg@10", "recall@100", "mrr@10")
@@ -188,7 +185,8 @@ def sample_section(run: dict) -> list[str]:
              f"{training_rows(train):,} rows in {train['steps']} steps at {train['pairs_per_second']:.2f} pairs/s. "
              f"{evaluate['test_queries']} test queries.", ""]
     lines += table(["system", *evaluate["base"]],
-                   ([system, *(f"{evaluate[system][m]:.4f}" for m in evaluate["base"])] for system in ("base", "finetuned", "bm25", "hybrid")))
+                   ([system, *(f"{evaluate[system][m]:.4f}" for m in evaluate["base"])]
+                    for system in ("base", "finetuned", "bm25", "hybrid")))
     lines += ["", f"Fine-tuned minus base, nDCG@10: {c['difference']:+.4f} (95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f}, "
               f"p = {c['p_value']:.4f}; {c['wins']} won, {c['ties']} tied, {c['losses']} lost); verdict **{evaluate['verdict']}**. "
               f"Leakage: {evaluate['leakage']['exact']} verbatim, {evaluate['leakage']['normalised']} normalised, "
@@ -239,15 +237,17 @@ def quality_section(runs: dict[str, dict], dataset: str) -> list[str]:
         run = runs[name]
         rows.append([CONFIG_LABELS.get(name, name), *(cell(run["evaluate"]["finetuned"][m], gain_over_base(run, m)) for m in METRICS)])
     for system, label in (("bm25", "BM25 (bm25s)"), ("hybrid", "hybrid: default fine-tuned + BM25, RRF")):
-        rows.append([label, *(cell(reference["evaluate"][system][m], paired(reference["per_query"][system][m], base_scores[m])) for m in METRICS)])
+        rows.append([label, *(cell(reference["evaluate"][system][m], paired(reference["per_query"][system][m], base_scores[m]))
+                              for m in METRICS)])
     lines = [f"## Quality on {dataset} (test split, {reference['evaluate']['test_queries']} queries)", "",
              "Each cell: the score, then in brackets the difference to the base model and its paired bootstrap 95% "
              f"interval ({RESAMPLES:,} resamples over queries).", "",
              *table(["system", *(METRIC_NAMES[m] for m in METRICS)], rows)]
     if "default" in runs and "plain" in runs:
         lines += ["", "Default minus plain recipe, nDCG@10: " + difference_text(finetuned_comparison(runs["default"], runs["plain"])) + "."]
-    verdicts = {n: decide_verdict(gain_over_base(r), r["evaluate"]["base"]["ndcg@10"], EvaluateParams())["verdict"] for n, r in runs.items()}
-    lines += ["", "Verdict by the current rule (`stages/verdict.py`, default thresholds) on these intervals: "
+    verdicts = {n: decide_verdict(gain_over_base(r), r["evaluate"]["base"]["ndcg@10"], EvaluateParams())["verdict"]
+                for n, r in runs.items()}
+    lines += ["", "Verdict by the current rule (`embedft/evaluation/verdict.py`, default thresholds) on these intervals: "
               + ", ".join(f"{n}: **{verdicts[n]}**" for n in ordered_configs(runs)) + "."]
     return lines + quality_reading(runs) + ["", *run_list(runs)]
 
@@ -390,7 +390,8 @@ def speed_section(runs: dict[str, dict]) -> list[str]:
         r = runs[name]
         if "noop_repro" in r:
             lines.append(f"- {name}: `dvc repro` with nothing changed: {r['noop_repro']['wall_s']:.1f} s; "
-                         f"after changing only `truncate_eval.dims`: {r['truncate_only_repro']['wall_s']:.1f} s (only `truncate_eval` reruns).")
+                         f"after changing only `truncate_eval.dims`: {r['truncate_only_repro']['wall_s']:.1f} s "
+                         "(only `truncate_eval` reruns).")
     return lines + speed_reading(runs)
 
 
@@ -440,7 +441,8 @@ def scale_section(scale: dict) -> list[str]:
     ]
     lines = ["## Scale: encode and exact search", "",
              f"Synthetic documents of random SciFact sentences (seeded; max_seq_length {rows[0]['max_seq_length']}), "
-             f"{rows[0]['queries']} queries searched exactly for their top hits, each size in a fresh process. The ratio column runs the plain "
+             f"{rows[0]['queries']} queries searched exactly for their top hits, each size in a fresh process. "
+             "The ratio column runs the plain "
              "calls second in the same process, so the template's encode also paid the first-call warm-up.", "",
              *provenance(scale), "", *record_table(rows, columns)]
     return lines + scale_extrapolation(rows)
@@ -460,7 +462,7 @@ def scale_extrapolation(rows: list[dict]) -> list[str]:
             f"embeddings grew from {first['embeddings_mb']:.0f} to {last['embeddings_mb']:.0f} MB, so most of the peak is "
             "encoding overhead that grows with the corpus; a 1M-document corpus wants encoding in shards.",
             f"- exact search of {last['queries']} queries: about {last['search_s'] * factor:.0f} s, with memory bounded by "
-            "`base.search_chunk_size` rows at a time.",
+            "the machine setting `search_chunk_size` rows at a time.",
             "- Exact search stays fine while the embeddings fit in RAM and queries are batched; past a few million documents, "
             "or for interactive per-query latency, an approximate index (FAISS IVF/HNSW) takes over."]
 
@@ -508,7 +510,7 @@ def mine_rows_reading(rows: list[dict]) -> list[str]:
     text = ("Encoding the corpus is the same `model.encode` call on both paths and dominates both"
             + (f" ({share:.0%} of the template's mining at {last['documents']:,} documents)" if share else "")
             + ", so the whole-mining ratio mostly shows the machine's load. The search works through blocks of queries "
-            "× documents whose traced working memory stays under `search_memory_mb`, whatever the corpus size. The "
+            "× documents whose traced working memory stays under the machine setting `search_memory_mb`, whatever the corpus size. The "
             "pair counts differ because the template skips the retriever's first `range_min` ranks before its filters, "
             "sentence-transformers after them.")
     return [text]
@@ -525,7 +527,8 @@ def mine_machinery_lines(machinery: list[dict]) -> list[str]:
         ("template peak memory", lambda r: num(r.get("template_peak_above_baseline_mb"), ",.0f", " MB")),
         ("plain ST peak memory", lambda r: num(r.get("plain_peak_above_baseline_mb"), ",.0f", " MB")),
         ("memory ratio", lambda r: times(r.get("memory_ratio_to_plain"))),
-        ("pairs with a negative: template / plain ST", lambda r: f"{r['template_pairs_with_negative']:,} / {r['plain_pairs_with_negative']:,}"
+        ("pairs with a negative: template / plain ST",
+         lambda r: f"{r['template_pairs_with_negative']:,} / {r['plain_pairs_with_negative']:,}"
          if "plain_pairs_with_negative" in r else None),
     ]
     return ["What mining adds on top of the embeddings: search and selection with the default filters on identical "
@@ -624,7 +627,8 @@ def train_speed_settings(result: dict) -> str:
     """The model, data and schedule of a train_speed.py run, and the load the machine was under."""
     s = result.get("settings", {})
     parts = [f"`{s['model']}`" + (" with random weights" if s.get("random_weights") else "") if "model" in s else None,
-             num(s.get("rows"), ",d", " rows") + (f" ({s['rows_with_negative']:,} with a hard negative)" if "rows_with_negative" in s else "")
+             num(s.get("rows"), ",d", " rows")
+             + (f" ({s['rows_with_negative']:,} with a hard negative)" if "rows_with_negative" in s else "")
              if "rows" in s else None,
              num(s.get("batch_size"), "d", " pairs per batch"), num(s.get("learning_rate"), "g", " learning rate"),
              num(s.get("max_seq_length"), "d", " tokens"), num(s.get("steps"), "d", " steps per run"), num(s.get("rounds"), "d", " rounds"),
@@ -690,7 +694,8 @@ def gpu_check_columns() -> list[tuple[str, Cell]]:
         ("wall", lambda c: num(c.get("wall_s"), ".1f", " s")),
         ("dev nDCG@10: base → best (step)", lambda c: f"{c['dev']['base']['ndcg@10']:.4f} → {c['dev']['best']['ndcg@10']:.4f} "
          f"({c['dev'].get('best_step', '?')})" if dig(c, "dev", "best", "ndcg@10") is not None else None),
-        ("saved model loads back the same", lambda c: None if "loads_back_same" not in c else ("yes" if c["loads_back_same"] else "**no**")),
+        ("saved model loads back the same",
+         lambda c: None if "loads_back_same" not in c else ("yes" if c["loads_back_same"] else "**no**")),
     ]
 
 
@@ -713,8 +718,8 @@ def onnx_section(onnx: dict) -> list[str]:
     if "before" in load and "after" in load:
         text += f" 1-minute load average {load['before']:.2f} before, {load['after']:.2f} after."
     return ["## ONNX export: CPU encode speed", "",
-            "The base model exported by the template's own exporter (`stages/onnx_export.py`, torch.onnx) and run by "
-            "`stages.onnx_encoder.OnnxSentenceEncoder` (onnxruntime, CPU provider), against `SentenceTransformer.encode` "
+            "The base model exported by the template's own exporter (`embedft/export/onnx_export.py`, torch.onnx) and run by "
+            "`embedft.export.OnnxSentenceEncoder` (onnxruntime, CPU provider), against `SentenceTransformer.encode` "
             "on the same corpus documents and queries of `data/sample` in the same process; both sort texts by length "
             "before batching. Each round times PyTorch then ONNX, so load changes during the run hit both engines. "
             + text, "", *provenance(onnx), "", *record_table(rows, columns), "",
@@ -727,7 +732,8 @@ def onnx_section(onnx: dict) -> list[str]:
 def llm_synthesis_section(llm: dict) -> list[str]:
     """The LLM query-generation client: concurrency and caching against a plain loop of openai calls."""
     levels = sorted((int(k.split("_")[1]), v) for k, v in llm.items() if k.startswith("concurrency_"))
-    rows = [["plain loop of `client.chat.completions.create`, sequential", num(llm.get("plain_sequential_s"), ".1f", " s"), "reference", "—"]]
+    rows = [["plain loop of `client.chat.completions.create`, sequential", num(llm.get("plain_sequential_s"), ".1f", " s"),
+             "reference", "—"]]
     rows += [[f"template, concurrency {level}", num(r.get("fresh_s"), ".1f", " s"), times(r.get("speedup_vs_plain")),
               num(r.get("cached_rerun_s"), ".3f", " s")] for level, r in levels]
     settings = [num(llm.get("passages"), "d", " sample passages"),
@@ -735,9 +741,11 @@ def llm_synthesis_section(llm: dict) -> list[str]:
                 num(llm.get("latency_s"), "g", " s fixed latency per request")]
     settings_text = f" ({', '.join(s for s in settings if s)})" if any(settings) else ""
     lines = ["## LLM query generation: concurrency and caching", "",
-             "`bench/llm_synthesis.py` asks the tests' chat-completions server on 127.0.0.1, which answers every request "
+             "`bench/llm_synthesis.py` asks the test chat-completions server (`embedft.testing.chat_server`) on 127.0.0.1, "
+             "which answers every request "
              f"after a fixed delay standing in for an LLM's latency, for queries on sample passages{settings_text}. No "
-             "real LLM is called, so these figures are the client's overhead and the effect of concurrency and of the reply cache, not an LLM's speed.", "",
+             "real LLM is called, so these figures are the client's overhead and the effect of concurrency and of the reply cache, "
+             "not an LLM's speed.", "",
              *provenance(llm), "", *key_value_table(["run", "wall time", "vs plain loop", "re-run, every reply cached"], rows)]
     return lines + llm_reading(llm)
 
@@ -745,7 +753,7 @@ def llm_synthesis_section(llm: dict) -> list[str]:
 def llm_reading(llm: dict) -> list[str]:
     """The round-trip filter's cost and what the concurrency figures mean."""
     lines = ["", "Reading: against a latency-bound endpoint the wall time falls almost in proportion to "
-             "`synthesize.llm.concurrency` (the ideal speed-up equals the concurrency) up to the endpoint's own rate "
+             "the machine setting `llm_concurrency` (the ideal speed-up equals the concurrency) up to the endpoint's own rate "
              "limits; at concurrency 1 the template costs what the plain loop does. A re-run reads every reply from the "
              "cache and calls nothing, so changing a filter never pays for the LLM twice."]
     trip = llm.get("round_trip", {})

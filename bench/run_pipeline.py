@@ -1,11 +1,19 @@
 """Run the real pipeline (`dvc repro`, stage by stage) on a BEIR dataset under named configurations.
 
-Each configuration gets its own copy of the template (dvc.yaml, params.yaml, stages/) in a fresh git + DVC
-repo under ``--workdir``, with ``data.dir`` pointed at the dataset by path (nothing is copied). Every stage
-is timed and its peak memory read; the metrics files are collected into ``bench/results/<dataset>-<config>.json``.
+Each configuration gets its own copy of the template (dvc.yaml, params.yaml, stages/, embedft/) in a fresh
+git + DVC repo under ``--workdir``, with ``data.dir`` pointed at the dataset by path (nothing is copied). Every
+stage is timed and its peak memory read; the metrics files are collected into
+``bench/results/<dataset>-<config>.json``.
+
+How this machine runs the pipeline is not a param: the work folder's ``machine.yaml`` is the template's own
+(``machine.yaml`` in the repository root, or the file named by ``EMBEDFT_MACHINE_FILE``, when there is one)
+with the ``--machine key=value`` settings on top; ``EMBEDFT_<KEY>`` environment variables still apply to the
+stages. The settings in effect are recorded in the result file.
 
 Usage:
     python bench/run_pipeline.py --dataset ../shared/bench/scifact --configs plain default corpus_only
+    python bench/run_pipeline.py --configs default --machine device=cuda --machine encode_batch_size=256 \
+        --set train.batch_size=128
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -22,6 +31,10 @@ import time
 from pathlib import Path
 
 import yaml
+
+from embedft.config import MachineSettings, load_machine, load_params
+from embedft.config.machine import ENV_PREFIX, MACHINE_FILE_VARIABLE
+from embedft.core import PipelineError
 
 ROOT = Path(__file__).resolve().parents[1]
 # Round 1's stages in pipeline order (the `foreach` groups of later rounds are off by default)
@@ -45,6 +58,23 @@ CONFIGS: dict[str, dict] = {
     "in_batch_only": {"mine_negatives": {"num_negatives": 0}},
     # No labelled queries used for training: pairs from the corpus structure only.
     "corpus_only": {"synthesize": {"labelled": False}},
+}
+
+
+# Keys that were params and are machine settings now (machine.yaml, see machine.example.yaml): `--set` refuses
+# them and names the `--machine` key instead.
+MOVED_TO_MACHINE: dict[str, str] = {
+    "base.device": "device",
+    "base.on_missing_gpu": "on_missing_gpu",
+    "base.encode_batch_size": "encode_batch_size",
+    "base.search_chunk_size": "search_chunk_size",
+    "mine_negatives.search_memory_mb": "search_memory_mb",
+    "mine_negatives.cross_encoder_batch_size": "cross_encoder_batch_size",
+    "train.mini_batch_size": "train_mini_batch_size",
+    "train.gradient_checkpointing": "gradient_checkpointing",
+    "train.resume": "resume",
+    **{f"synthesize.llm.{key}": f"llm_{key}"
+       for key in ("concurrency", "timeout_seconds", "max_retries", "backoff_initial_seconds", "backoff_max_seconds")},
 }
 
 
@@ -91,7 +121,8 @@ def code_version() -> str:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no", "--", "stages", "dvc.yaml", "params.yaml") else "")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", "stages", "embedft", "dvc.yaml", "params.yaml")
+    return commit + ("+changes" if changed else "")
 
 
 def dataset_params(dataset: Path) -> dict:
@@ -101,72 +132,131 @@ def dataset_params(dataset: Path) -> dict:
 
 
 def apply_overrides(params: dict, overrides: dict) -> None:
-    """Merge ``{section: {key: value}}`` into ``params``; a nested dict merges into the section's own."""
-    for section, values in overrides.items():
-        for key, value in values.items():
-            if isinstance(value, dict) and isinstance(params[section].get(key), dict):
-                params[section][key].update(value)
-            else:
-                params[section][key] = value
+    """Merge nested ``{section: {key: value}}`` into ``params``; a dict merges into the dict it replaces."""
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(params.get(key), dict):
+            apply_overrides(params[key], value)
+        else:
+            params[key] = value
 
 
 def parse_settings(settings: list[str]) -> dict:
-    """``["base.device=cuda", "train.batch_size=128"]`` as ``{section: {key: value}}`` (values read as YAML)."""
+    """``["train.batch_size=128", "synthesize.llm.enabled=true"]`` as nested ``{section: {key: value}}`` (values
+    read as YAML). A key that is a machine setting now stops with the ``--machine`` setting to use instead."""
     overrides: dict = {}
     for setting in settings:
         key, separator, value = setting.partition("=")
-        section, dot, name = key.partition(".")
-        if not separator or not dot:
+        if not separator or "." not in key:
             raise SystemExit(f"--set expects section.key=value, got {setting!r}")
-        overrides.setdefault(section, {})[name] = yaml.safe_load(value)
+        if key in MOVED_TO_MACHINE:
+            raise SystemExit(f"--set {key}: not a param any more but a machine setting; use "
+                             f"--machine {MOVED_TO_MACHINE[key]}={value} (see machine.example.yaml)")
+        *sections, name = key.split(".")
+        target = overrides
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[name] = yaml.safe_load(value)
     return overrides
 
 
-def prepare(workdir: Path, dataset: Path, *overrides: dict) -> None:
+def parse_machine(settings: list[str]) -> dict:
+    """``["device=cuda", "encode_batch_size=256"]`` as ``{key: value}`` (values read as YAML)."""
+    known = sorted(MachineSettings.model_fields)
+    values: dict = {}
+    for setting in settings:
+        key, separator, value = setting.partition("=")
+        if not separator:
+            raise SystemExit(f"--machine expects key=value, got {setting!r}")
+        if key not in known:
+            hint = (f"; did you mean --machine {MOVED_TO_MACHINE[key]}={value}?" if key in MOVED_TO_MACHINE
+                    else f" (known: {', '.join(known)})")
+            raise SystemExit(f"--machine {key}: not a machine setting{hint}")
+        values[key] = yaml.safe_load(value)
+    return values
+
+
+def template_machine_file() -> Path:
+    """The template's own machine settings: the file ``EMBEDFT_MACHINE_FILE`` names, else ``machine.yaml`` in the
+    repository root (which need not exist)."""
+    return Path(os.environ.get(MACHINE_FILE_VARIABLE) or ROOT / "machine.yaml")
+
+
+def machine_environment() -> dict[str, str]:
+    """The ``EMBEDFT_<KEY>`` variables the stages inherit (they override the work folder's machine.yaml)."""
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIX) and k != MACHINE_FILE_VARIABLE}
+
+
+def prepare(workdir: Path, dataset: Path, overrides: list[dict], machine_file: Path, machine_settings: dict) -> MachineSettings:
     """A fresh repo holding the template's pipeline with params for this dataset and configuration.
 
     Args:
         overrides: ``{section: {key: value}}`` params changes, applied in order (the configuration's, then the
-            machine's).
+            machine's ``--set``).
+        machine_file: the template's machine settings (:func:`template_machine_file`); need not exist.
+        machine_settings: ``{key: value}`` written over ``machine_file``'s settings into the work folder's
+            ``machine.yaml``.
+
+    Returns:
+        The machine settings the stages will run with (the work folder's file, then the environment).
     """
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     shutil.copy(ROOT / "dvc.yaml", workdir)
-    shutil.copytree(ROOT / "stages", workdir / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("stages", "embedft"):
+        shutil.copytree(ROOT / package, workdir / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "data" / "out_of_domain", workdir / "data" / "out_of_domain")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"].update(dataset_params(dataset))
     for changes in overrides:
         apply_overrides(params, changes)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    machine_values = {**((yaml.safe_load(machine_file.read_text()) or {}) if machine_file.is_file() else {}), **machine_settings}
+    (workdir / "machine.yaml").write_text(
+        f"# Written by bench/run_pipeline.py: {machine_file if machine_file.is_file() else 'the defaults'}, "
+        "then the --machine settings\n"
+        + (yaml.safe_dump(machine_values, sort_keys=False) if machine_values else ""))
+    try:  # a misspelt or mistyped key stops here, before any stage runs
+        load_params(workdir / "params.yaml")
+        in_effect = load_machine({**machine_environment(), MACHINE_FILE_VARIABLE: str(workdir / "machine.yaml")})
+    except PipelineError as error:
+        raise SystemExit(str(error)) from None
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
         subprocess.run(command, cwd=workdir, check=True)
+    return in_effect
 
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def run_config(name: str, dataset: Path, workdir: Path, incremental: bool, machine_settings: list[str]) -> dict:
+def run_config(name: str, dataset: Path, workdir: Path, incremental: bool, param_settings: list[str],
+               machine_file: Path, machine_settings: list[str]) -> dict:
     """Run every stage of one configuration, then (optionally) the no-op and truncate-only reruns.
 
     Args:
-        machine_settings: ``section.key=value`` params applied after the configuration's (a model path, a
-            device, a GPU batch size): they describe the machine, not the configuration.
+        param_settings: ``section.key=value`` params applied after the configuration's (a model path, a GPU
+            batch size): they suit the machine, not the configuration.
+        machine_file: the template's machine settings, under ``machine_settings``.
+        machine_settings: ``key=value`` machine settings (a device, an inference batch size) for machine.yaml.
     """
-    prepare(workdir, dataset, CONFIGS[name], parse_settings(machine_settings))
+    in_effect = prepare(workdir, dataset, [CONFIGS[name], parse_settings(param_settings)], machine_file,
+                        parse_machine(machine_settings))
     stages = {stage: measured(["dvc", "repro", "--single-item", stage], workdir) for stage in STAGES}
     result = {
         "config": name,
         "overrides": CONFIGS[name],
+        "param_settings": param_settings,
         "machine_settings": machine_settings,
+        "machine_settings_in_effect": in_effect.model_dump(),
         "dataset": str(dataset),
         "machine": machine(),
         "date": datetime.date.today().isoformat(),
         "code_version": code_version(),
-        "command": " ".join(["python bench/run_pipeline.py", f"--dataset {dataset} --configs {name}",
-                             *(f"--set {setting}" for setting in machine_settings)]),
+        "command": " ".join([*(f"{key}={shlex.quote(value)}" for key, value in machine_environment().items()),
+                             "python bench/run_pipeline.py", f"--dataset {dataset} --configs {name}",
+                             *(f"--set {setting}" for setting in param_settings),
+                             *(f"--machine {setting}" for setting in machine_settings)]),
         "stages": stages,
         "total_wall_s": round(sum(s["wall_s"] for s in stages.values()), 1),
         **{key: read_json(workdir / "metrics" / f"{key}.json") for key in ("evaluate", "train", "mine", "synthesize", "truncate")},
@@ -203,19 +293,32 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "work")
     parser.add_argument("--no-incremental", action="store_true", help="skip the no-op and truncate-only rerun timings")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="a params override for this machine, e.g. --set base.device=cuda (repeatable)")
+                        help="a params override for this machine, e.g. --set train.batch_size=128 (repeatable)")
+    parser.add_argument("--machine", dest="machine_settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="a machine setting for the work folder's machine.yaml, e.g. --machine device=cuda "
+                        "(repeatable; keys: machine.example.yaml)")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results",
                         help="where the <dataset>-<config>.json files go")
     args = parser.parse_args()
+    parse_settings(args.settings)  # bad settings stop before any work
+    parse_machine(args.machine_settings)
+    template_file = template_machine_file()
+    if MACHINE_FILE_VARIABLE in os.environ or template_file.is_file():
+        try:
+            load_machine({MACHINE_FILE_VARIABLE: str(template_file)})
+        except PipelineError as error:
+            raise SystemExit(str(error)) from None
+    os.environ.pop(MACHINE_FILE_VARIABLE, None)  # its content is in each work folder's machine.yaml
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     for name in args.configs:
         started = time.perf_counter()
         result = run_config(name, args.dataset, args.workdir / f"{args.dataset.name}-{name}", not args.no_incremental,
-                            args.settings)
+                            args.settings, template_file, args.machine_settings)
         args.results.mkdir(parents=True, exist_ok=True)
         out = args.results / f"{args.dataset.name}-{name}.json"
         out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-        print(f"{name}: {time.perf_counter() - started:.0f} s, nDCG@10 finetuned={result['evaluate'].get('finetuned', {}).get('ndcg@10')} -> {out}")
+        ndcg = result["evaluate"].get("finetuned", {}).get("ndcg@10")
+        print(f"{name}: {time.perf_counter() - started:.0f} s, nDCG@10 finetuned={ndcg} -> {out}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 SENTENCES_PER_DOC = 2
@@ -54,8 +53,8 @@ def measure_one(size: int, n_queries: int, corpus_path: Path, max_seq_length: in
     import torch
     from sentence_transformers import util
 
-    from stages.models import load_model
-    from stages.retrieval import encode, exact_search
+    from embedft.encoding import encode, load_model
+    from embedft.retrieval import exact_search
 
     sentences = sentences_from(corpus_path)
     docs = synthetic_texts(sentences, size, SENTENCES_PER_DOC, seed=size)
@@ -109,9 +108,9 @@ def main() -> None:
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(output.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]))
-    from run_pipeline import machine  # noqa: E402 - shares the machine description
-
     import datetime
+
+    from run_pipeline import machine  # a sibling script: shares the machine description
 
     out = ROOT / "bench" / "results" / "scale.json"
     out.write_text(json.dumps({"machine": machine(), "date": datetime.date.today().isoformat(),

@@ -17,25 +17,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import torch
+from sentence_transformers import SentenceTransformer
+from train_speed import random_weights_model  # a sibling script
+
+from embedft.config import BaseParams, LoraParams, MachineSettings, TrainParams
+from embedft.core import PipelineError
+from embedft.encoding import pick_device, resolve_model_path
+from embedft.training import DevSet, build_training_set, fine_tune
+from embedft.training.arguments import choose_precision
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-from sentence_transformers import SentenceTransformer  # noqa: E402
-
-from bench.train_speed import random_weights_model  # noqa: E402
-from stages.errors import PipelineError  # noqa: E402
-from stages.fine_tune import fine_tune  # noqa: E402
-from stages.models import pick_device, resolve_model_path  # noqa: E402
-from stages.params import BaseParams, LoraParams, TrainParams  # noqa: E402
-from stages.train_data import build_training_set  # noqa: E402
-from stages.train_monitor import DevSet  # noqa: E402
-from stages.train_setup import choose_precision  # noqa: E402
 
 
 def dev_from_rows(rows: list[dict], count: int) -> DevSet:
@@ -46,17 +42,24 @@ def dev_from_rows(rows: list[dict], count: int) -> DevSet:
     return DevSet(queries, {q: {f"d{q[1:]}"} for q in queries}, documents, len(documents))
 
 
-def check_training(name: str, rows_dir: Path, dev: DevSet, base: BaseParams, work: Path, scale: float, **changes) -> dict:
-    """Train with ``changes`` over the defaults; ``scale`` shrinks batch sizes and steps (1 = the real check)."""
-    values = {"batch_size": 64, "max_steps": 60, "eval_steps": 20, "logging_steps": 10, "resume": False, **changes}
-    for key in ("batch_size", "mini_batch_size", "max_steps", "eval_steps"):
+def check_training(name: str, rows_dir: Path, dev: DevSet, base: BaseParams, machine: MachineSettings, work: Path, scale: float,
+                   machine_changes: dict | None = None, **changes) -> dict:
+    """Train with ``changes`` over the default train params and ``machine_changes`` over ``machine``; ``scale``
+    shrinks batch sizes and steps (1 = the real check)."""
+    values = {"batch_size": 64, "max_steps": 60, "eval_steps": 20, "logging_steps": 10, **changes}
+    for key in ("batch_size", "max_steps", "eval_steps"):
         if key in values:
             values[key] = max(2 if key == "batch_size" else 1, int(values[key] * scale))
     settings = TrainParams(**values)
-    if base.device.startswith("cuda") or pick_device(base.device).startswith("cuda"):
+    machine_values = {**machine.model_dump(), **(machine_changes or {})}
+    if machine_changes and "train_mini_batch_size" in machine_changes:
+        machine_values["train_mini_batch_size"] = max(1, int(machine_changes["train_mini_batch_size"] * scale))
+    run_machine = MachineSettings(**machine_values)
+    if pick_device(run_machine.device).startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
-    model, report, facts = fine_tune(build_training_set(settings, rows_dir, settings.batch_size), dev, base, settings, work / name)
+    model, report, facts = fine_tune(build_training_set(settings, rows_dir, settings.batch_size), dev, base, settings, run_machine,
+                                     work / name)
     model.save(str(work / name / "saved"))
     loaded = SentenceTransformer(str(work / name / "saved"), device=model.device.type)
     same = bool(torch.allclose(torch.tensor(loaded.encode(["a query"])), torch.tensor(model.encode(["a query"])), atol=1e-3))
@@ -65,15 +68,15 @@ def check_training(name: str, rows_dir: Path, dev: DevSet, base: BaseParams, wor
             "dev": report["dev"]}
 
 
-def check_out_of_memory(base: BaseParams, work: Path) -> dict:
+def check_out_of_memory(base: BaseParams, machine: MachineSettings, work: Path) -> dict:
     """16384 pairs of 512 tokens in one batch of plain MultipleNegativesRankingLoss: far beyond any GPU."""
     rows = [{"anchor": f"query {i} " + " ".join(f"w{(i * 7 + j) % 5000}" for j in range(600)),
              "positive": f"document {i} " + " ".join(f"v{(i * 13 + j) % 5000}" for j in range(600))} for i in range(16384)]
     (work / "oom").mkdir()
     (work / "oom" / "negatives.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    settings = TrainParams(batch_size=16384, max_seq_length=512, max_steps=1, matryoshka_dims=[], resume=False)
+    settings = TrainParams(batch_size=16384, max_seq_length=512, max_steps=1, matryoshka_dims=[])
     try:
-        fine_tune(build_training_set(settings, work / "oom", settings.batch_size), None, base, settings, work / "oom_checkpoints")
+        fine_tune(build_training_set(settings, work / "oom", settings.batch_size), None, base, settings, machine, work / "oom_checkpoints")
     except PipelineError as error:
         return {"check": "out_of_memory", "message": str(error)}
     return {"check": "out_of_memory", "message": None}
@@ -95,21 +98,21 @@ def main() -> None:
     (work / "rows").mkdir()
     (work / "rows" / "negatives.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     device = pick_device(args.device)
-    base = BaseParams(model=model, device=device, seed=42, encode_batch_size=128)
+    base = BaseParams(model=model, seed=42)
+    machine = MachineSettings(device=device, encode_batch_size=128, resume=False)  # not this machine's machine.yaml
     dev = dev_from_rows(rows, max(8, int(400 * args.scale)))
     results = [{"check": "precision", "device": device, "auto": choose_precision("auto", device),
                 "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else "none"}]
     print(json.dumps(results[-1]), flush=True)
-    for name, changes in (("default", {}),
-                          ("cached_lora_checkpointing", dict(loss="CachedMultipleNegativesRankingLoss", batch_size=256,
-                                                             mini_batch_size=32, gradient_checkpointing=True, learning_rate=1e-4,
-                                                             max_steps=20, eval_steps=10,
-                                                             lora=LoraParams(enabled=True, r=8, alpha=16,
-                                                                             target_modules=["query", "key", "value"])))):
-        results.append(check_training(name, work / "rows", dev, base, work, args.scale, **changes))
+    cached_lora = dict(loss="CachedMultipleNegativesRankingLoss", batch_size=256, learning_rate=1e-4, max_steps=20, eval_steps=10,
+                       lora=LoraParams(enabled=True, r=8, alpha=16, target_modules=["query", "key", "value"]))
+    for name, changes, machine_changes in (("default", {}, {}),
+                                           ("cached_lora_checkpointing", cached_lora,
+                                            {"train_mini_batch_size": 32, "gradient_checkpointing": True})):
+        results.append(check_training(name, work / "rows", dev, base, machine, work, args.scale, machine_changes, **changes))
         print(json.dumps(results[-1]), flush=True)
     if device.startswith("cuda"):
-        results.append(check_out_of_memory(base, work))
+        results.append(check_out_of_memory(base, machine, work))
         print(json.dumps(results[-1]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

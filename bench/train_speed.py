@@ -5,7 +5,7 @@ learning rate, warm-up and sequence length:
 
 - ``plain``: the tutorial recipe: ``SentenceTransformerTrainer`` with MultipleNegativesRankingLoss on
   (anchor, positive) pairs, batch 32, default batch sampler, no hard negatives, no Matryoshka;
-- ``stage``: this project's :func:`stages.fine_tune.fine_tune` with the shipped defaults: one mined hard
+- ``stage``: this project's :func:`embedft.training.fine_tune` with the shipped defaults: one mined hard
   negative per pair, MultipleNegativesRankingLoss inside MatryoshkaLoss (384/256/128/64), NO_DUPLICATES
   batches (no dev split here, so no dev evaluation);
 - ``stage_pairs_only``: the same function on the plain recipe's work (no negatives, no Matryoshka): what the
@@ -34,18 +34,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+from datasets import Dataset
+from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+from sentence_transformers.sentence_transformer import losses
+
+from embedft.config import BaseParams, MachineSettings, TrainParams
+from embedft.encoding import pick_device, resolve_model_path
+from embedft.training import build_training_set, fine_tune
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-from datasets import Dataset  # noqa: E402
-from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments  # noqa: E402
-from sentence_transformers.sentence_transformer import losses  # noqa: E402
-
-from stages.fine_tune import fine_tune  # noqa: E402
-from stages.models import pick_device, resolve_model_path  # noqa: E402
-from stages.params import BaseParams, TrainParams  # noqa: E402
-from stages.train_data import build_training_set  # noqa: E402
 
 RECIPES = ("plain", "stage", "stage_pairs_only")
 
@@ -54,7 +52,7 @@ def scifact_rows(folder: Path, range_min: int = 10, range_max: int = 50) -> list
     """SciFact's labelled train pairs, each with one BM25 negative from ranks [range_min, range_max)."""
     import bm25s
 
-    from stages.data_io import read_corpus, read_qrels, read_queries
+    from embedft.core import read_corpus, read_qrels, read_queries
 
     corpus = read_corpus(folder / "corpus.jsonl")
     queries = read_queries(folder / "queries.jsonl")
@@ -118,11 +116,11 @@ def run_stage(rows: list[dict], model_name: str, device: str, args: argparse.Nam
     (folder / "negatives").mkdir(parents=True)
     (folder / "negatives" / "negatives.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
     settings = TrainParams(batch_size=args.batch_size, learning_rate=args.learning_rate, max_seq_length=args.max_seq_length,
-                           max_steps=args.steps, logging_steps=10_000, resume=False,
-                           **({"matryoshka_dims": []} if pairs_only else {}))
-    base = BaseParams(model=model_name, device=device, seed=42)
+                           max_steps=args.steps, logging_steps=10_000, **({"matryoshka_dims": []} if pairs_only else {}))
+    base = BaseParams(model=model_name, seed=42)
+    machine = MachineSettings(device=device, resume=False)  # the defaults otherwise, not this machine's machine.yaml
     training = build_training_set(settings, folder / "negatives", min_group_size=settings.batch_size)
-    _, report, _ = fine_tune(training, None, base, settings, folder / "checkpoints")
+    _, report, _ = fine_tune(training, None, base, settings, machine, folder / "checkpoints")
     return {"steps": report["steps"], "pairs": report["pairs_seen"], "seconds": report["train_seconds"],
             "examples_with_negative": training.negatives_per_example.get("1", 0)}
 
