@@ -3,14 +3,14 @@
 `synthesize` (round-trip filter), `mine_negatives`, `evaluate` and `truncate_eval` all read
 ``data/embeddings/base`` instead of encoding the corpus again. Only the params that change the vectors
 (model, document prompt, sequence length) are this stage's DVC params. Documents longer than the model's
-window are counted and reported (``metrics/embed.json``), never truncated silently.
+window are counted and reported (``reports/embed.json``), never truncated silently.
 """
 
 from __future__ import annotations
 
 from embedft.config import load_machine, load_params
 from embedft.core import read_corpus, run_stage, write_json_atomic
-from embedft.core.artifacts import BASE_EMBEDDINGS_DIR, CORPUS_FILE, EMBED_METRICS
+from embedft.core.artifacts import BASE_EMBEDDINGS_DIR, CORPUS_FILE, EMBED_REPORT
 from embedft.encoding import corpus_embeddings, count_over_window, load_model_with, save_embeddings, truncation_warning
 
 
@@ -25,7 +25,7 @@ def main() -> None:
         print(f"embed_corpus: warning: {warning}")
     stored = corpus_embeddings(model, base.model, corpus, base, machine.encode_batch_size)
     save_embeddings(BASE_EMBEDDINGS_DIR, stored)
-    write_json_atomic(EMBED_METRICS, {"documents": len(texts), "dimension": int(stored.vectors.shape[1]),
+    write_json_atomic(EMBED_REPORT, {"documents": len(texts), "dimension": int(stored.vectors.shape[1]),
                                       "max_seq_length": model.max_seq_length, "truncated_documents": truncated})
     print(f"embed_corpus: {stored.vectors.shape[0]} documents x {stored.vectors.shape[1]} dims -> {BASE_EMBEDDINGS_DIR}")
 

@@ -1,7 +1,9 @@
 """Stage `evaluate`: base vs fine-tuned vs BM25 vs hybrid on the test split, with paired statistics and a verdict.
 
-Writes ``metrics/evaluate.json`` (mean metrics per system, fine-tuned minus base, paired comparisons, a
-leakage check and the verdict), ``metrics/evaluate_per_query.csv`` and the Recall@k curve for `dvc plots`.
+Writes ``metrics/evaluate.json`` (what a reviewer compares: the headline metrics per system, fine-tuned minus
+base with its interval and p-value, the verdict), ``reports/evaluate.json`` (every metric per system, every
+paired comparison, the leakage check, forgetting), ``reports/evaluate_per_query.csv`` and the Recall@k curve
+for `dvc plots`.
 It only measures: the corpus embeddings it searches come from `embed_corpus` (base) and `embed_finetuned`
 (the fine-tuned model); only the test queries are encoded here. ``--round N`` evaluates round N's model and
 also compares it with round N-1's.
@@ -21,6 +23,7 @@ from embedft.evaluation import (
     COMPARISONS,
     count_leaks,
     evaluation_report,
+    evaluation_summary,
     forgetting_report,
     metric_deltas,
     per_query_metrics,
@@ -113,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
         report["round"] = paths.number
     write_text_atomic(paths.per_query_table, table)
     write_text_atomic(paths.recall_plot, curve)
-    write_json_atomic(paths.evaluate_metrics, report)
+    write_json_atomic(paths.evaluate_report, report)
+    write_json_atomic(paths.evaluate_metrics, evaluation_summary(report, settings))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from embedft.config import IngestParams, load_params
 from embedft.core import Document, atomic_path, read_corpus, run_stage, write_corpus, write_json_atomic
-from embedft.core.artifacts import CORPUS_DIR, CORPUS_FILE, INGEST_METRICS
+from embedft.core.artifacts import CORPUS_DIR, CORPUS_FILE, INGEST_REPORT
 from embedft.corpus import read_document_folder
 
 
@@ -36,7 +36,7 @@ def main() -> None:
     corpus, report = ingest_corpus(source, params.ingest)
     with atomic_path(CORPUS_DIR, is_dir=True) as out:
         write_corpus(out / CORPUS_FILE.name, corpus)
-    write_json_atomic(INGEST_METRICS, report)
+    write_json_atomic(INGEST_REPORT, report)
     print(f"ingest: {len(corpus)} documents from {source} -> {CORPUS_FILE}")
 
 

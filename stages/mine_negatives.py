@@ -6,7 +6,8 @@ scoring too close to the positive (dense scores, then optionally a cross-encoder
 against the labelled qrels. Rows short of candidates stay short: nothing is padded with random documents.
 
 Writes ``negatives.jsonl`` (anchor, positive, source, negative_1..k), ``scored.jsonl`` (the same rows with
-the scores, for MarginMSE), the metrics and a review file. ``--round 2`` mines with round 1's fine-tuned
+the scores, for MarginMSE), the false-negative rates (``metrics/mine.json``), every count and the audit
+(``reports/mine.json``) and a review file. ``--round 2`` mines with round 1's fine-tuned
 model and the corpus embeddings `embed_finetuned` stored (see embedft/core/artifacts.py); round 1 mines with
 ``mine_negatives.model`` or the base model, reusing the corpus embeddings `embed_corpus` stored.
 """
@@ -21,6 +22,7 @@ from embedft.mining import (
     mine,
     miner_name,
     mining_report,
+    mining_summary,
     output_rows,
     read_labelled,
     review_markdown,
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     rows, scored = output_rows(pairs, result, index.texts)
     report = mining_report(pairs, result, settings.num_negatives, (settings.range_min, depth))
     write_negatives(paths.negatives, rows, scored)
-    write_json_atomic(paths.mine_metrics, report)
+    write_json_atomic(paths.mine_report, report)
+    write_json_atomic(paths.mine_metrics, mining_summary(report))
     write_text_atomic(paths.mine_review, review)
     audit = report.get("false_negatives", {})
     print(f"mine_negatives: {report['negatives_written']} negatives for {report['pairs']} pairs; "

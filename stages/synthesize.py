@@ -7,7 +7,10 @@ model; and, optionally, general-domain pairs mixed in to limit forgetting (embed
 
 Quality control (embedft/pairs/filters.py): leakage guard against dev/test queries, minimum lengths, n-gram copy
 filter, normalise-and-deduplicate, the base model's round-trip check (reusing data/embeddings/base), a
-per-source cap. Writes data/pairs/pairs.jsonl, metrics/synthesize.json and the review file reviews/synthesize.md.
+per-source cap. Writes data/pairs/pairs.jsonl, the counts per source and filter (reports/synthesize.json), the
+review file reviews/synthesize.md, and this run's LLM traffic (logs/synthesize.json: cache hits, requests,
+retries, tokens paid now), which differs between identical runs. The number of pairs a reviewer compares is
+`train`'s metric.
 """
 
 from __future__ import annotations
@@ -16,8 +19,16 @@ from collections import Counter
 
 from embedft.config import load_machine, load_params
 from embedft.core import PipelineError, read_corpus, read_split, run_stage, write_json_atomic, write_pairs, write_text_atomic
-from embedft.core.artifacts import CORPUS_FILE, PAIRS_DIR, SPLIT_DIR, SYNTHESIZE_METRICS, SYNTHESIZE_REVIEW
-from embedft.pairs import DROP_REASONS, base_model_round_trip, gather_candidates, held_out_index, review_markdown, synthesize_pairs
+from embedft.core.artifacts import CORPUS_FILE, PAIRS_DIR, SPLIT_DIR, SYNTHESIZE_LOG, SYNTHESIZE_REPORT, SYNTHESIZE_REVIEW
+from embedft.pairs import (
+    DROP_REASONS,
+    base_model_round_trip,
+    gather_candidates,
+    held_out_index,
+    review_markdown,
+    split_run_counts,
+    synthesize_pairs,
+)
 
 
 def main() -> None:
@@ -32,6 +43,7 @@ def main() -> None:
     if not pairs:
         raise PipelineError("synthesize: no training pairs: enable a source in params.yaml `synthesize` or add labelled queries")
     reasons = Counter(d.reason for d in dropped)
+    source_counts, run = split_run_counts(source_counts)
     report = {
         "total_pairs": len(pairs),
         "sources": per_source,
@@ -42,7 +54,8 @@ def main() -> None:
     write_pairs(PAIRS_DIR, pairs)
     write_text_atomic(SYNTHESIZE_REVIEW, review_markdown(pairs, dropped, settings.review.kept, settings.review.dropped,
                                                          params.base.seed))
-    write_json_atomic(SYNTHESIZE_METRICS, report)
+    write_json_atomic(SYNTHESIZE_REPORT, report)
+    write_json_atomic(SYNTHESIZE_LOG, run)
     kept = ", ".join(f"{s} {c['kept']}/{c['in']}" for s, c in per_source.items() if c["in"])
     print(f"synthesize: {len(pairs)} pairs (kept/in: {kept}); dropped {dict(sorted((r, n) for r, n in reasons.items()))}; "
           f"review sample in {SYNTHESIZE_REVIEW}")

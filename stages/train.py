@@ -5,8 +5,9 @@ MatryoshkaLoss by default), watching the dev split.
 the losses that learn from teacher scores; see embedft/config/losses.py), evaluates on the dev split every
 `train.eval_steps` while checkpointing to ``.checkpoints/`` (outside the DVC output), keeps the checkpoint
 with the best dev nDCG@10 and stops early when it stops improving. The model is saved atomically, with its
-prompts and model card; the curves (loss, learning rate, dev metrics) go to ``plots/train/`` in dvclive's
-format, the run's figures to ``metrics/train.json``.
+prompts and model card; the curves (loss, learning rate, dev metrics) go to ``plots/train/``, the pairs and steps
+to ``metrics/train.json``, the rest of the run's figures to ``reports/train.json``, and its seconds and memory to
+``logs/train.json`` (they differ between identical runs, so they are neither a metric nor a DVC output).
 
 The same command runs unchanged under ``torchrun --nproc_per_node N`` or ``accelerate launch`` (DDP): each
 process trains on its share of the batches, in-batch negatives are gathered from all of them, and only
@@ -31,18 +32,23 @@ from embedft.training import (
     fine_tune,
     load_dev_set,
     score_warning,
+    split_run_measurements,
     write_model_card,
 )
 
 
 def save_outputs(model: SentenceTransformer, report: dict, facts: CardFacts, curves: TrainingCurves, paths: RoundPaths) -> None:
-    """Write the model with its card, the curves and the metrics, each atomically (main process only)."""
+    """Write the model with its card, the curves, the metrics, the report and the run log, each atomically (main
+    process only)."""
     facts.model_path = str(paths.model)
     with atomic_path(paths.model, is_dir=True) as out:
         model.save(str(out), safe_serialization=True, create_model_card=False)
         write_model_card(out, facts)
     curves.publish(paths.train_plots)
-    write_json_atomic(paths.train_metrics, report)
+    metrics, kept, run = split_run_measurements(report)
+    write_json_atomic(paths.train_metrics, metrics)
+    write_json_atomic(paths.train_report, kept)
+    write_json_atomic(paths.train_log, run)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,7 +69,11 @@ def main(argv: list[str] | None = None) -> None:
     if distributed.is_main_process():
         save_outputs(model, report, facts, curves, paths)
         shutil.rmtree(paths.checkpoints, ignore_errors=True)
-        print(f"train: {report}")
+        dev = report.get("dev") or {}
+        best = f"; dev nDCG@10 {dev['base']['ndcg@10']:.4f} (base) -> {dev['best']['ndcg@10']:.4f} (step {dev['best_step']})" \
+            if dev.get("base") and dev.get("best") else ""
+        print(f"train: {report['steps']} steps on {report['pairs']} pairs, loss {report['train_loss']:.4f}{best}; "
+              f"{report['pairs_per_second']:.2f} pairs/s on {report['device']} (run log: {paths.train_log})")
     distributed.finish()
 
 

@@ -5,7 +5,8 @@ retention of the headline metric relative to the same model at full width in flo
 per vector, so the cheapest setting that keeps the quality can be picked. The fine-tuned model at the chosen
 default width is compared with the full-width base model by a paired bootstrap interval. Both corpora's
 embeddings come from the embedding stages (`embed_corpus`, `embed_finetuned`); only the test queries are
-encoded here.
+encoded here. The whole table goes to ``reports/truncate.json`` and ``plots/ndcg_by_dim.csv``; the numbers at the
+width you plan to ship (``truncate_eval.default_dim``) to ``metrics/truncate.json``.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from embedft.core.artifacts import (
     NDCG_BY_DIM_PLOT,
     SPLIT_DIR,
     TRUNCATE_METRICS,
+    TRUNCATE_REPORT,
 )
 from embedft.encoding import encode, load_embeddings, load_model_with
-from embedft.evaluation import compare_systems, plot_table, truncation_grid
+from embedft.evaluation import compare_systems, plot_table, truncation_grid, truncation_summary
 
 
 def main() -> None:
@@ -32,7 +34,9 @@ def main() -> None:
     queries, qrels = read_split(SPLIT_DIR / "test")
     if not qrels:
         print("truncate_eval: the test split has no relevance judgements; no quality metric was computed")
-        write_json_atomic(TRUNCATE_METRICS, {"test_queries": len(queries), "judged_queries": 0})
+        report = {"test_queries": len(queries), "judged_queries": 0}
+        write_json_atomic(TRUNCATE_REPORT, report)
+        write_json_atomic(TRUNCATE_METRICS, report)
         write_text_atomic(NDCG_BY_DIM_PLOT, "dim\n")
         return
     query_ids = sorted(queries)
@@ -63,7 +67,8 @@ def main() -> None:
         print(f"truncate_eval: fine-tuned at {chosen} dims vs base at {full_base}: {c['difference']:+.4f} "
               f"(95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f})")
     write_text_atomic(NDCG_BY_DIM_PLOT, plot_table(report, settings, metrics.headline))
-    write_json_atomic(TRUNCATE_METRICS, report)
+    write_json_atomic(TRUNCATE_REPORT, report)
+    write_json_atomic(TRUNCATE_METRICS, truncation_summary(report, settings, metrics.headline))
 
 
 if __name__ == "__main__":

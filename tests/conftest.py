@@ -81,9 +81,9 @@ def tiny_dataset(tmp_path) -> Path:
 
 
 def snapshot_outputs(repo: Path) -> dict[str, bytes]:
-    """The bytes of every file the pipeline wrote (data/, metrics/, plots/, reviews/), by relative path."""
+    """The bytes of every file the pipeline wrote (data/, metrics/, reports/, plots/, reviews/), by relative path."""
     files = {}
-    for folder in ("data", "metrics", "plots", "reviews"):
+    for folder in ("data", "metrics", "reports", "plots", "reviews"):
         for path in sorted((repo / folder).rglob("*")) if (repo / folder).exists() else []:
             relative = path.relative_to(repo).as_posix()
             if path.is_file() and not relative.startswith(("data/sample/", "data/out_of_domain/")):

@@ -225,7 +225,7 @@ def test_ingest_stage_on_a_folder(tmp_path, monkeypatch):
     ingest.main()
     rows = [json.loads(line) for line in (tmp_path / "data" / "corpus" / "corpus.jsonl").read_text().splitlines()]
     assert rows[0]["_id"] == "config.html#1" and set(rows[0]) == {"_id", "title", "text"}
-    metrics = json.loads((tmp_path / "metrics" / "ingest.json").read_text())
+    metrics = json.loads((tmp_path / "reports" / "ingest.json").read_text())
     assert metrics["documents"] == len(rows) and metrics["skipped_files"] == 1 and metrics["chunked_files"] >= 2
 
 
@@ -241,4 +241,4 @@ def test_ingest_stage_passes_a_corpus_file_through(tmp_path, monkeypatch):
     source = [json.loads(line) for line in (tmp_path / "data" / "sample" / "corpus.jsonl").read_text().splitlines()]
     written = [json.loads(line) for line in (tmp_path / "data" / "corpus" / "corpus.jsonl").read_text().splitlines()]
     assert written == source
-    assert json.loads((tmp_path / "metrics" / "ingest.json").read_text()) == {"documents": 12}
+    assert json.loads((tmp_path / "reports" / "ingest.json").read_text()) == {"documents": 12}

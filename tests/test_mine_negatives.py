@@ -25,7 +25,8 @@ from embedft.mining.candidates import candidate_windows, positive_vectors
 from stages import mine_negatives
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
-OUTPUTS = ("data/negatives/negatives.jsonl", "data/negatives/scored.jsonl", "metrics/mine.json", "reviews/mine_negatives.md")
+OUTPUTS = ("data/negatives/negatives.jsonl", "data/negatives/scored.jsonl", "metrics/mine.json", "reports/mine.json",
+           "reviews/mine_negatives.md")
 TRAIN_QUERIES = range(8)  # q0..q7 are train queries; q1 ("parse JSON text") is judged relevant to two documents
 
 
@@ -110,7 +111,7 @@ def test_outputs_follow_the_contract(project: Path) -> None:
     mine_negatives.main([])
     rows = read_rows(project / "data/negatives/negatives.jsonl")
     scored = read_rows(project / "data/negatives/scored.jsonl")
-    report = json.loads((project / "metrics/mine.json").read_text())
+    report = json.loads((project / "reports/mine.json").read_text())
     assert len(rows) == len(scored) == len(tiny_pairs()) == report["pairs"]
     assert rows == sorted(rows, key=lambda r: (r["source"], r["anchor"], r["positive"]))
     for row, scores in zip(rows, scored):
@@ -147,7 +148,7 @@ def test_a_query_with_no_surviving_negative_is_counted_not_padded(project: Path,
     set_mine_params(project, max_score=-1.0)  # every cosine is above -1: every candidate is dropped
     mine_negatives.main([])
     rows = read_rows(project / "data/negatives/negatives.jsonl")
-    report = json.loads((project / "metrics/mine.json").read_text())
+    report = json.loads((project / "reports/mine.json").read_text())
     assert all(set(row) == {"anchor", "positive", "source"} for row in rows)
     assert report["negatives_written"] == 0 and report["pairs_without_negative"] == len(rows)
     assert report["queries_without_negative"] == len({r["anchor"] for r in rows})
@@ -161,7 +162,7 @@ def test_range_max_larger_than_the_corpus_is_reduced_with_a_warning(project: Pat
     mine_negatives.main([])
     assert "mine_negatives.range_max 500 exceeds the corpus (13 documents); using 13" in caplog.text
     assert "WARNING" in {record.levelname for record in caplog.records}
-    assert json.loads((project / "metrics/mine.json").read_text())["range_max"] == 13
+    assert json.loads((project / "reports/mine.json").read_text())["range_max"] == 13
 
 
 def test_range_min_beyond_the_corpus_is_an_error(project: Path) -> None:
@@ -187,7 +188,7 @@ def test_mining_off_writes_rows_without_negatives(project: Path) -> None:
     rows = read_rows(project / "data/negatives/negatives.jsonl")
     assert all(set(row) == {"anchor", "positive", "source"} for row in rows)
     assert not (project / "data/negatives/scored.jsonl").exists()
-    assert json.loads((project / "metrics/mine.json").read_text())["negatives_written"] == 0
+    assert json.loads((project / "reports/mine.json").read_text())["negatives_written"] == 0
     assert "Mining is off" in (project / "reviews/mine_negatives.md").read_text()
 
 
@@ -242,7 +243,7 @@ def test_cross_encoder_scores_go_to_the_scored_file(project: Path, tiny_cross_en
     set_mine_params(project, cross_encoder=str(tiny_cross_encoder), cross_encoder_margin=0.0001, relative_margin=None)
     mine_negatives.main([])
     scored = read_rows(project / "data/negatives/scored.jsonl")
-    report = json.loads((project / "metrics/mine.json").read_text())
+    report = json.loads((project / "reports/mine.json").read_text())
     assert {row["score_source"] for row in scored} == {"cross_encoder"}
     for row in scored:
         assert 0.0 < row["positive_score"] < 1.0  # a one-label cross-encoder's scores are sigmoid outputs
@@ -277,8 +278,8 @@ def test_round_two_mines_with_round_one_model_into_its_own_paths(project: Path, 
     mine_negatives.main(["--round", "2"])
     assert "dense model `models/finetuned`" in (project / "reviews/round2/mine_negatives.md").read_text()
     assert read_rows(project / "data/round2/negatives/negatives.jsonl")
-    assert json.loads((project / "metrics/round2/mine.json").read_text())["pairs"] == len(tiny_pairs())
-    assert not (project / "data/negatives").exists() and not (project / "metrics/mine.json").exists()
+    assert json.loads((project / "reports/round2/mine.json").read_text())["pairs"] == len(tiny_pairs())
+    assert not any((project / path).exists() for path in ("data/negatives", "reports/mine.json", "metrics/mine.json"))
 
 
 def test_round_two_refuses_embeddings_of_another_model(project: Path, tiny_model_path: Path) -> None:

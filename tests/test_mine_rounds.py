@@ -44,11 +44,12 @@ def test_round_two_mines_with_round_one_model_and_evaluates_against_it(round_rep
     set_params(round_repo, {"rounds": {"extra": [2]}})
     listed = run(["dvc", "stage", "list"], round_repo).stdout
     assert all(stage in listed for stage in ROUND_STAGES)
-    before = {path: (round_repo / path).read_bytes() for path in ("metrics/mine.json", "data/negatives/negatives.jsonl")}
+    round_one = ("metrics/mine.json", "reports/mine.json", "data/negatives/negatives.jsonl")
+    before = {path: (round_repo / path).read_bytes() for path in round_one}
     assert stages_ran(run(["dvc", "repro", "mine_negatives_round@2"], round_repo).stdout) == ["mine_negatives_round@2"]
     rows = [json.loads(line) for line in (round_repo / "data/round2/negatives/negatives.jsonl").read_text().splitlines()]
     assert rows and all("negative_1" in row for row in rows)
-    assert json.loads((round_repo / "metrics/round2/mine.json").read_text())["pairs"] == len(rows)
+    assert json.loads((round_repo / "reports/round2/mine.json").read_text())["pairs"] == len(rows)
     assert "dense model `models/finetuned`" in (round_repo / "reviews/round2/mine_negatives.md").read_text()
     assert {path: (round_repo / path).read_bytes() for path in before} == before  # round 1 untouched
 
@@ -56,7 +57,7 @@ def test_round_two_mines_with_round_one_model_and_evaluates_against_it(round_rep
     shutil.copytree(round_repo / "models/finetuned", round_repo / "models/round2")
     run(["python", "-m", "stages.embed_finetuned", "--round", "2"], round_repo)
     run(["python", "-m", "stages.evaluate", "--round", "2"], round_repo)
-    report = json.loads((round_repo / "metrics/round2/evaluate.json").read_text())
+    report = json.loads((round_repo / "reports/round2/evaluate.json").read_text())
     assert report["round"] == 2
     assert set(report["round1"]) == set(report["finetuned"]) == METRIC_KEYS
     assert report["delta_finetuned_vs_round1"] == {key: 0.0 for key in METRIC_KEYS}
@@ -64,7 +65,7 @@ def test_round_two_mines_with_round_one_model_and_evaluates_against_it(round_rep
     assert report["comparisons"]["finetuned_vs_round1"]["difference"] == 0.0
     assert (round_repo / "data/embeddings/round2/vectors.npy").exists()
     assert (round_repo / "plots/round2/recall_at_k.csv").read_text().startswith("k,base,finetuned,bm25,hybrid,round1")
-    assert json.loads((round_repo / "metrics/evaluate.json").read_text()).get("round") is None  # round 1's report untouched
+    assert json.loads((round_repo / "reports/evaluate.json").read_text()).get("round") is None  # round 1's report untouched
 
 
 def test_enabling_round_two_runs_only_its_stages(round_repo: Path) -> None:
@@ -74,7 +75,9 @@ def test_enabling_round_two_runs_only_its_stages(round_repo: Path) -> None:
 
     assert SentenceTransformer(str(round_repo / "models/round2"), device="cpu").encode(["hello"]).shape == (1, 64)
     assert json.loads((round_repo / "metrics/round2/train.json").read_text())["steps"] > 0
-    report = json.loads((round_repo / "metrics/round2/evaluate.json").read_text())
+    summary = json.loads((round_repo / "metrics/round2/evaluate.json").read_text())
+    assert set(summary["finetuned_vs_round1"]) == {"difference", "ci_low", "ci_high", "p_value"} and "round1" in summary
+    report = json.loads((round_repo / "reports/round2/evaluate.json").read_text())
     assert {"finetuned_vs_base", "finetuned_vs_round1"} <= set(report["comparisons"])
     assert stages_ran(run(["dvc", "repro"], round_repo).stdout) == []
     set_params(round_repo, {"rounds": {"extra": []}})  # switching round 2 off again changes nothing of round 1

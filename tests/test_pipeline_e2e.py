@@ -57,7 +57,7 @@ def set_params(repo: Path, updates: dict[str, dict]) -> None:
 def make_template_copy(destination: Path, model_path: Path, with_labels: bool = True) -> Path:
     """Copy the template's pipeline files into a fresh git + DVC repo with tiny data and params."""
     destination.mkdir()
-    for name in ("dvc.yaml", "params.yaml"):
+    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
         shutil.copy(TEMPLATE_ROOT / name, destination / name)
     for package in ("stages", "embedft"):
         shutil.copytree(TEMPLATE_ROOT / package, destination / package, ignore=shutil.ignore_patterns("__pycache__"))
@@ -77,6 +77,7 @@ def make_template_copy(destination: Path, model_path: Path, with_labels: bool = 
     })
     run(["git", "init", "-q"], destination)
     run(["dvc", "init", "-q"], destination)
+    shutil.copy(TEMPLATE_ROOT / ".dvcignore", destination / ".dvcignore")
     run(["dvc", "config", "core.analytics", "false"], destination)
     return destination
 
@@ -89,7 +90,7 @@ def repo(reproduced_pipeline) -> Path:
 def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path, reproduced_pipeline) -> None:
     assert stages_run(reproduced_pipeline[1]) == STAGE_NAMES
 
-    evaluate = json.loads((repo / "metrics" / "evaluate.json").read_text())
+    evaluate = json.loads((repo / "reports" / "evaluate.json").read_text())
     assert evaluate["test_queries"] > 0
     for system in ("base", "finetuned", "bm25", "hybrid", "delta_finetuned_vs_base"):
         assert set(evaluate[system]) == METRIC_KEYS, system
@@ -105,7 +106,7 @@ def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path, reproduced_
     assert evaluate["verdict"] in {"ship", "marginal", "regression"}
     assert set(evaluate["comparisons"]) == {"finetuned_vs_base", "finetuned_vs_bm25", "hybrid_vs_base"}
 
-    truncate = json.loads((repo / "metrics" / "truncate.json").read_text())
+    truncate = json.loads((repo / "reports" / "truncate.json").read_text())
     for system in ("base", "finetuned"):
         assert set(truncate[system]) == {"64", "32"}
         assert set(truncate[system]["32"]) == {"float32", "int8", "binary"}
@@ -121,7 +122,7 @@ def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path, reproduced_
     recall = (repo / "plots" / "recall_at_k.csv").read_text().splitlines()
     assert recall[0] == "k,base,finetuned,bm25,hybrid"
 
-    train = json.loads((repo / "metrics" / "train.json").read_text())
+    train = json.loads((repo / "reports" / "train.json").read_text())
     assert sorted(p.name for p in (repo / "plots" / "train").iterdir()) == [
         "dev_mrr_at_10.tsv", "dev_ndcg_at_10.tsv", "dev_recall_at_10.tsv", "learning_rate.tsv", "loss.tsv"]
     dev_curve = (repo / "plots" / "train" / "dev_ndcg_at_10.tsv").read_text().splitlines()
@@ -141,12 +142,12 @@ def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path, reproduced_
 
     for name in ("train", "dev", "test"):
         assert (repo / "data" / "split" / name / "qrels.tsv").exists()
-    synthesize = json.loads((repo / "metrics" / "synthesize.json").read_text())
+    synthesize = json.loads((repo / "reports" / "synthesize.json").read_text())
     assert synthesize["total_pairs"] == sum(source["kept"] for source in synthesize["sources"].values()) > 0
     assert synthesize["llm"]["requests"] == 0  # no LLM configured by default
     review = (repo / "reviews" / "synthesize.md").read_text()
     assert "## Kept" in review and "## Dropped" in review
-    assert json.loads((repo / "metrics" / "ingest.json").read_text()) == {"documents": 12}
+    assert json.loads((repo / "reports" / "ingest.json").read_text()) == {"documents": 12}
     negatives = [json.loads(line) for line in (repo / "data" / "negatives" / "negatives.jsonl").read_text().splitlines()]
     assert negatives and all({"anchor", "positive", "negative_1"} <= set(row) for row in negatives)
 
@@ -161,6 +162,43 @@ def test_second_repro_runs_nothing(repo: Path) -> None:
     result = run(["dvc", "repro"], repo)
     assert stages_run(result.stdout) == []
     assert "dvc.yaml" in run(["dvc", "status"], repo).stdout or "up to date" in run(["dvc", "status"], repo).stdout
+
+
+RUN_MEASUREMENT_WORDS = ("seconds", "per_second", "rss", "gpu_mb", "device", "cache_hits", "requests", "resumed")
+
+
+def leaves(value, prefix: str = "") -> dict[str, object]:
+    """A nested dict's values by dotted key, as `dvc metrics show` prints them."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    return {key: leaf for name, item in value.items() for key, leaf in leaves(item, f"{prefix}.{name}" if prefix else name).items()}
+
+
+def test_metrics_are_the_few_numbers_a_reviewer_compares(repo: Path) -> None:
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
+    values = {f"{path}:{key}": value for path, content in next(iter(shown.values()))["data"].items()
+              for key, value in leaves(content["data"]).items()}
+    assert len(values) <= 40, sorted(values)
+    expected = ["metrics/evaluate.json:finetuned.ndcg@10", "metrics/evaluate.json:base.recall@100", "metrics/evaluate.json:bm25.ndcg@10",
+                "metrics/evaluate.json:finetuned_vs_base.ci_low", "metrics/evaluate.json:finetuned_vs_base.p_value",
+                "metrics/evaluate.json:verdict", "metrics/evaluate.json:test_queries", "metrics/train.json:pairs",
+                "metrics/train.json:steps", "metrics/mine.json:false_negative_rate_after_filters",
+                "metrics/truncate.json:finetuned_retention_pct.float32"]
+    assert [key for key in expected if key not in values] == []
+    assert [key for key in values if any(word in key for word in RUN_MEASUREMENT_WORDS)] == []
+    # Nothing is lost: the full tables are report files, the run's seconds and memory a log outside DVC.
+    assert set(json.loads((repo / "reports" / "truncate.json").read_text())["finetuned"]) == {"64", "32"}
+    log = json.loads((repo / "logs" / "train.json").read_text())
+    assert log["train_seconds"] > 0 and log["pairs_per_second"] > 0 and log["device"] == "cpu"
+    assert "logs/" in (TEMPLATE_ROOT / ".gitignore").read_text().split()
+
+
+def test_a_forced_rerun_of_the_same_inputs_changes_no_tracked_file(repo: Path) -> None:
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "--allow-empty", "-m", "results"], repo)
+    run(["dvc", "repro", "--force"], repo)
+    assert json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout) == {}
+    assert run(["git", "status", "--porcelain"], repo).stdout == ""  # metrics, reports, plots, reviews, dvc.lock
 
 
 def test_machine_settings_rerun_nothing(repo: Path) -> None:
@@ -181,7 +219,7 @@ def test_truncate_param_reruns_only_truncate_eval(repo: Path) -> None:
     set_params(repo, {"truncate_eval": {"dims": [64, 32, 16]}})
     result = run(["dvc", "repro"], repo)
     assert stages_run(result.stdout) == ["truncate_eval"]
-    truncate = json.loads((repo / "metrics" / "truncate.json").read_text())
+    truncate = json.loads((repo / "reports" / "truncate.json").read_text())
     assert set(truncate["finetuned"]) == {"64", "32", "16"}
 
 
@@ -216,7 +254,7 @@ def test_corpus_without_labels_trains_and_says_so(tmp_path: Path, tiny_model_pat
     result = run(["dvc", "repro"], project)
     assert stages_run(result.stdout) == STAGE_NAMES
     assert "no labelled test queries" in result.stdout
-    assert json.loads((project / "metrics" / "evaluate.json").read_text())["test_queries"] == 0
+    assert json.loads((project / "metrics" / "evaluate.json").read_text()) == {"test_queries": 0}
     assert (project / "models" / "finetuned" / "modules.json").exists()
 
 
@@ -225,7 +263,8 @@ def test_queries_without_judgements_report_agreement(tmp_path: Path, tiny_model_
     (project / "data" / "sample" / "qrels.tsv").unlink()
     result = run(["dvc", "repro"], project)
     assert "no quality metric was computed" in result.stdout
-    evaluate = json.loads((project / "metrics" / "evaluate.json").read_text())
+    evaluate = json.loads((project / "reports" / "evaluate.json").read_text())
     assert evaluate["test_queries"] == 12 and evaluate["judged_queries"] == 0
+    assert json.loads((project / "metrics" / "evaluate.json").read_text()) == {"test_queries": 12, "judged_queries": 0}
     assert set(evaluate["agreement_at_10"]) == {"base_vs_finetuned", "base_vs_bm25", "finetuned_vs_bm25"}
     assert all(0.0 <= v <= 1.0 for v in evaluate["agreement_at_10"].values())

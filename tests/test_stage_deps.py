@@ -60,13 +60,13 @@ def outputs(stage: dict) -> set[str]:
 
 
 def test_measuring_stages_only_measure() -> None:
-    """evaluate and truncate_eval write metrics and plots, nothing a later stage trains or searches with; what
-    later stages read comes from the stages that make it (round-2 mining reads embed_finetuned's embeddings)."""
+    """evaluate and truncate_eval write metrics, reports and plots, nothing a later stage trains or searches with;
+    what later stages read comes from the stages that make it (round-2 mining reads embed_finetuned's embeddings)."""
     stages = dict(stage_definitions())
     for name in ("evaluate", "evaluate_round", "truncate_eval"):
-        assert all(path.startswith(("metrics/", "plots/")) for path in outputs(stages[name])), name
+        assert all(path.startswith(("metrics/", "reports/", "plots/")) for path in outputs(stages[name])), name
     everything_read = {dep if isinstance(dep, str) else next(iter(dep)) for stage in stages.values() for dep in stage.get("deps", [])}
-    assert not any(path.startswith("metrics/") for path in everything_read), "a stage reads another's metrics"
+    assert not any(path.startswith(("metrics/", "reports/", "logs/")) for path in everything_read), "a stage reads another's results"
     assert "data/embeddings/finetuned" in stages["mine_negatives_round"]["deps"]
     assert "data/embeddings/finetuned" in outputs(stages["embed_finetuned"])
 
@@ -83,10 +83,14 @@ def test_every_output_path_of_the_code_is_an_output_in_dvc_yaml() -> None:
     templates = {path for _, stage in stage_definitions() for path in outputs(stage)}
     declared = {path.replace("${item}", item) for path in templates for item in ("2", "onnx")}
     written = {artifacts.CORPUS_DIR, artifacts.SPLIT_DIR, artifacts.PAIRS_DIR, artifacts.BASE_EMBEDDINGS_DIR,
-               artifacts.SYNTHESIZE_REVIEW, artifacts.INGEST_METRICS, artifacts.EMBED_METRICS, artifacts.SYNTHESIZE_METRICS,
-               artifacts.TRUNCATE_METRICS, artifacts.NDCG_BY_DIM_PLOT, artifacts.export_dir("onnx"), artifacts.export_metrics("onnx")}
+               artifacts.SYNTHESIZE_REVIEW, artifacts.INGEST_REPORT, artifacts.EMBED_REPORT, artifacts.SYNTHESIZE_REPORT,
+               artifacts.TRUNCATE_METRICS, artifacts.TRUNCATE_REPORT, artifacts.NDCG_BY_DIM_PLOT, artifacts.export_dir("onnx"),
+               artifacts.export_metrics("onnx")}
     for number in (1, 2):
         paths = artifacts.round_paths(number)
-        written |= {paths.negatives, paths.model, paths.model_embeddings, paths.mine_metrics, paths.mine_review,
-                    paths.train_metrics, paths.train_plots, paths.evaluate_metrics, paths.per_query_table, paths.recall_plot}
+        written |= {paths.negatives, paths.model, paths.model_embeddings, paths.mine_metrics, paths.mine_report,
+                    paths.mine_review, paths.train_metrics, paths.train_report, paths.train_plots, paths.evaluate_metrics,
+                    paths.evaluate_report, paths.per_query_table, paths.recall_plot}
     assert sorted(str(path) for path in written if str(path) not in declared) == []
+    run_logs = [artifacts.SYNTHESIZE_LOG, artifacts.round_paths(1).train_log, artifacts.round_paths(2).train_log]
+    assert [str(path) for path in run_logs if str(path) in declared or path.parts[0] != "logs"] == []  # never an output

@@ -170,20 +170,23 @@ def update_params(project: Path, synthesize: dict) -> None:
 
 
 def outputs(project: Path) -> dict[str, bytes]:
-    files = [project / "data" / "pairs" / "pairs.jsonl", project / "metrics" / "synthesize.json", project / "reviews" / "synthesize.md"]
-    return {path.name: path.read_bytes() for path in files if path.exists()}
+    """The stage's outputs by name (pairs.jsonl, synthesize.json, synthesize.md) and its run log (log.json)."""
+    files = {"pairs.jsonl": "data/pairs/pairs.jsonl", "synthesize.json": "reports/synthesize.json",
+             "synthesize.md": "reviews/synthesize.md", "log.json": "logs/synthesize.json"}
+    return {name: (project / path).read_bytes() for name, path in files.items() if (project / path).exists()}
 
 
 def test_stage_with_the_default_params_uses_the_sources_it_has(project, capsys):
     from stages import synthesize
 
     synthesize.main()
-    metrics = json.loads((project / "metrics" / "synthesize.json").read_text())
+    metrics = json.loads((project / "reports" / "synthesize.json").read_text())
     rows = [json.loads(line) for line in (project / "data" / "pairs" / "pairs.jsonl").read_text().splitlines()]
     assert {row["source"] for row in rows} == {"labelled", "title"}
     assert all(set(row) == {"anchor", "positive", "positive_id", "source"} for row in rows)
     assert metrics["total_pairs"] == len(rows)
-    assert metrics["llm"]["requests"] == 0 and metrics["generated"]["passages"] == 0 and metrics["search_log"]["files"] == 0
+    assert metrics["llm"]["passages"] == 0 and metrics["generated"]["passages"] == 0 and metrics["search_log"]["files"] == 0
+    assert json.loads((project / "logs" / "synthesize.json").read_text())["llm"]["requests"] == 0
     assert set(metrics) == {"total_pairs", "sources", "dropped", "leakage_removed", "search_log", "llm", "generated"}
     assert "## Kept" in (project / "reviews" / "synthesize.md").read_text()
     assert not (project / ".cache").exists()  # no LLM configured: nothing opened
@@ -235,7 +238,8 @@ def test_stage_with_every_source(project, monkeypatch, capsys, caplog):
     assert sources["llm"] + metrics["sources"]["llm"]["dropped"]["round_trip"] > 0
     assert metrics["sources"]["llm"]["in"] == metrics["llm"]["queries"] == 15
     assert metrics["sources"]["generated"]["in"] == metrics["generated"]["queries"] > 0
-    assert metrics["llm"]["requests"] == 5 and metrics["llm"]["prompt_tokens"] == 500 and metrics["llm"]["completion_tokens"] == 100
+    assert json.loads(first["log.json"])["llm"]["requests"] == 5 and "requests" not in metrics["llm"]
+    assert metrics["llm"]["prompt_tokens"] == 500 and metrics["llm"]["completion_tokens"] == 100
     assert metrics["search_log"] == {**metrics["search_log"], "rows": 5, "unknown_doc_entries": 1, "duplicate_rows_merged": 2, "pairs": 2}
     assert metrics["sources"]["search_log"]["dropped"]["leakage"] == 1 and metrics["leakage_removed"] >= 1
     assert [r["anchor"] for r in rows if r["source"] == "search_log"] == ["serialise to json"]
@@ -245,9 +249,9 @@ def test_stage_with_every_source(project, monkeypatch, capsys, caplog):
         assert counts["in"] == counts["kept"] + sum(counts["dropped"].values()), source
         assert counts["kept"] == sources[source], source
     assert "search-log entries" in caplog.text and "'no.such.page'" in caplog.text
-    # Same inputs, same pairs and review; only the cache counters move.
-    assert first["pairs.jsonl"] == second["pairs.jsonl"] and first["synthesize.md"] == second["synthesize.md"]
-    assert json.loads(second["synthesize.json"])["llm"]["cache_hits"] == 5
+    # Same inputs, same pairs, review and report; only the run log's cache counters move.
+    assert all(first[name] == second[name] for name in ("pairs.jsonl", "synthesize.md", "synthesize.json"))
+    assert json.loads(first["log.json"])["llm"]["cache_hits"] == 0 and json.loads(second["log.json"])["llm"]["cache_hits"] == 5
     for content in [*first.values(), *second.values(), printed.out.encode(), printed.err.encode()]:
         assert KEY.encode() not in content
 
@@ -296,7 +300,7 @@ def test_stage_bad_search_log_row(project):
     assert outputs(project) == {}
     update_params(project, {"search_log": {"on_bad_row": "skip"}})
     synthesize.main()
-    assert json.loads((project / "metrics" / "synthesize.json").read_text())["search_log"]["bad_rows_skipped"] == 1
+    assert json.loads((project / "reports" / "synthesize.json").read_text())["search_log"]["bad_rows_skipped"] == 1
 
 
 def test_stage_round_trip_refuses_embeddings_of_another_model(project):

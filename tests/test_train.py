@@ -341,7 +341,7 @@ def test_model_card_states_what_the_issue_asks():
     assert "| ndcg@10 | 0.5000 | 0.8000 | 0.7500 |" in card and "best (step 6)" in card and "stopped early" in card
     assert 'SentenceTransformer("models/finetuned")' in card and "model.encode_query" in card and "'Represent: '" in card
     assert "truncate_dim=64" in card
-    assert "## Test metrics" in card and "metrics/evaluate.json" in card
+    assert "## Test metrics" in card and "reports/evaluate.json" in card
     assert render_model_card(card_facts()) == card  # no timestamp or timing: same facts, same bytes
 
 

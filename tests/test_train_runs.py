@@ -211,8 +211,9 @@ def test_killed_run_resumes_to_the_same_model(tiny_model_path, tmp_path, monkeyp
     caplog.set_level("INFO", logger="embedft")
     stages.train.main([])
     assert "resuming from .checkpoints/train/checkpoint-6" in caplog.text
-    report = json.loads(Path("metrics/train.json").read_text())
-    assert report["resumed_from_step"] == 6 and report["steps"] == 6 * 2
+    assert json.loads(Path("logs/train.json").read_text())["resumed_from_step"] == 6
+    report = json.loads(Path("reports/train.json").read_text())
+    assert report["steps"] == 6 * 2 and "resumed_from_step" not in report
     resumed = Path("models/finetuned/model.safetensors").read_bytes()
     assert SentenceTransformer("models/finetuned", device="cpu").encode(["x"]).shape == (1, 64)
     assert [int(line.split("\t")[0]) for line in Path("plots/train/loss.tsv").read_text().splitlines()[1:]] == list(range(1, 13))
@@ -228,9 +229,9 @@ def test_two_processes_with_torchrun(tiny_model_path, tmp_path):
     result = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "stages.train"], cwd=project, env=stage_env(),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads((project / "metrics" / "train.json").read_text())
+    report = json.loads((project / "reports" / "train.json").read_text())
     assert report["world_size"] == 2 and report["effective_batch_size"] == 8 and report["steps"] == 3
-    assert result.stdout.count("train: {") == 1  # only the main process reports and writes
+    assert result.stdout.count("train: 3 steps") == 1  # only the main process reports and writes
     model = SentenceTransformer(str(project / "models" / "finetuned"), device="cpu")
     assert model.encode(["hello"]).shape == (1, 64)
     assert not (project / ".checkpoints" / "train").exists()

@@ -27,14 +27,22 @@ FINETUNED_EMBEDDINGS_DIR = Path("data/embeddings/finetuned")
 FINETUNED_MODEL_DIR = Path("models/finetuned")
 CHECKPOINTS_DIR = Path(".checkpoints/train")
 METRICS_DIR = Path("metrics")
+"""DVC metrics: the few numbers a reviewer compares in `dvc metrics diff` (the same inputs give the same bytes)."""
+REPORTS_DIR = Path("reports")
+"""Everything else a stage counts (per source, per filter, per width, the audit), git-tracked but not DVC metrics."""
+LOGS_DIR = Path("logs")
+"""Measurements of a run (seconds, throughput, memory, cache hits): git-ignored and no DVC output, because they
+differ between identical runs."""
 PLOTS_DIR = Path("plots")
 REVIEWS_DIR = Path("reviews")
 SYNTHESIZE_REVIEW = REVIEWS_DIR / "synthesize.md"
 """A sample of kept and dropped pairs for people to read; git-tracked, so it shows in pull requests."""
-INGEST_METRICS = METRICS_DIR / "ingest.json"
-EMBED_METRICS = METRICS_DIR / "embed.json"
-SYNTHESIZE_METRICS = METRICS_DIR / "synthesize.json"
+INGEST_REPORT = REPORTS_DIR / "ingest.json"
+EMBED_REPORT = REPORTS_DIR / "embed.json"
+SYNTHESIZE_REPORT = REPORTS_DIR / "synthesize.json"
+SYNTHESIZE_LOG = LOGS_DIR / "synthesize.json"
 TRUNCATE_METRICS = METRICS_DIR / "truncate.json"
+TRUNCATE_REPORT = REPORTS_DIR / "truncate.json"
 NDCG_BY_DIM_PLOT = PLOTS_DIR / "ndcg_by_dim.csv"
 
 
@@ -65,7 +73,11 @@ class RoundPaths:
     model: Path
     model_embeddings: Path
     metrics: Path
-    """Folder of this round's mine.json, train.json, evaluate.json."""
+    """Folder of this round's metrics: mine.json, train.json, evaluate.json."""
+    reports: Path
+    """Folder of this round's full reports (the same names) and the per-query table."""
+    logs: Path
+    """Folder of this round's run measurements."""
     plots: Path
     reviews: Path
     checkpoints: Path
@@ -80,12 +92,25 @@ class RoundPaths:
         return self.metrics / "mine.json"
 
     @property
+    def mine_report(self) -> Path:
+        return self.reports / "mine.json"
+
+    @property
     def mine_review(self) -> Path:
         return self.reviews / "mine_negatives.md"
 
     @property
     def train_metrics(self) -> Path:
         return self.metrics / "train.json"
+
+    @property
+    def train_report(self) -> Path:
+        return self.reports / "train.json"
+
+    @property
+    def train_log(self) -> Path:
+        """Seconds, pairs per second, peak memory, device and processes of the last training run."""
+        return self.logs / "train.json"
 
     @property
     def train_plots(self) -> Path:
@@ -97,8 +122,12 @@ class RoundPaths:
         return self.metrics / "evaluate.json"
 
     @property
+    def evaluate_report(self) -> Path:
+        return self.reports / "evaluate.json"
+
+    @property
     def per_query_table(self) -> Path:
-        return self.metrics / "evaluate_per_query.csv"
+        return self.reports / "evaluate_per_query.csv"
 
     @property
     def recall_plot(self) -> Path:
@@ -111,12 +140,12 @@ def round_paths(number: int = 1) -> RoundPaths:
         raise ValueError(f"round must be 1 or more, got {number}")
     if number == 1:
         return RoundPaths(1, None, BASE_EMBEDDINGS_DIR, NEGATIVES_DIR, FINETUNED_MODEL_DIR, FINETUNED_EMBEDDINGS_DIR,
-                          METRICS_DIR, PLOTS_DIR, REVIEWS_DIR, CHECKPOINTS_DIR)
+                          METRICS_DIR, REPORTS_DIR, LOGS_DIR, PLOTS_DIR, REVIEWS_DIR, CHECKPOINTS_DIR)
     previous = round_paths(number - 1)
     name = f"round{number}"
     return RoundPaths(number, previous.model, previous.model_embeddings, Path("data") / name / "negatives",
-                      Path("models") / name, Path("data/embeddings") / name, METRICS_DIR / name, PLOTS_DIR / name,
-                      REVIEWS_DIR / name, CHECKPOINTS_DIR.with_name(f"train_{name}"))
+                      Path("models") / name, Path("data/embeddings") / name, METRICS_DIR / name, REPORTS_DIR / name,
+                      LOGS_DIR / name, PLOTS_DIR / name, REVIEWS_DIR / name, CHECKPOINTS_DIR.with_name(f"train_{name}"))
 
 
 def parse_round(argv: list[str] | None = None) -> RoundPaths:

@@ -7,7 +7,7 @@ import logging
 
 import numpy as np
 
-from embedft.config import EvaluateParams
+from embedft.config import SYSTEMS, EvaluateParams
 from embedft.core import Document
 from embedft.encoding import StoredEmbeddings
 from embedft.evaluation.ir_metrics import mean_metrics, metric_deltas, per_query_metrics
@@ -99,3 +99,32 @@ def evaluation_report(per_query: dict[str, dict[str, dict[str, float]]], setting
     verdict = decide_verdict(comparisons["finetuned_vs_base"], means["base"][settings.headline], settings)
     return {"test_queries": len(query_ids), **means, "delta_finetuned_vs_base": metric_deltas(means["finetuned"], means["base"]),
             "comparisons": comparisons, **verdict}
+
+
+def summary_metrics(settings: EvaluateParams) -> list[str]:
+    """The metrics each system shows in metrics/evaluate.json: the headline, then Recall at every cutoff of 10 or
+    more (how many relevant documents a reader or reranker of the top k gets to see)."""
+    return [settings.headline, *(f"recall@{k}" for k in sorted(set(settings.recall_at)) if k >= 10)]
+
+
+def evaluation_summary(report: dict, settings: EvaluateParams) -> dict:
+    """metrics/evaluate.json: the few numbers a reviewer compares, out of the full report.
+
+    Per system the :func:`summary_metrics`; each paired comparison with the base model (and with the previous
+    round) as difference, 95% interval and p-value; the verdict and the leak flag; the number of test queries;
+    and the forgetting drop when an out-of-domain set is configured. Everything else stays in the report file.
+    """
+    summary: dict = {key: report[key] for key in ("test_queries", "judged_queries") if key in report}
+    if "verdict" not in report:
+        return summary
+    shown = summary_metrics(settings)
+    for name in [*SYSTEMS, *sorted(key for key in report if key.startswith("round") and isinstance(report[key], dict))]:
+        if isinstance(report.get(name), dict):
+            summary[name] = {metric: report[name][metric] for metric in shown if metric in report[name]}
+    for name, comparison in report["comparisons"].items():
+        if name == "finetuned_vs_base" or name.startswith("finetuned_vs_round"):
+            summary[name] = {key: comparison[key] for key in ("difference", "ci_low", "ci_high", "p_value")}
+    summary.update(verdict=report["verdict"], suspected_leak=report["suspected_leak"])
+    if "forgetting" in report:
+        summary[f"forgetting_drop_{settings.headline}"] = report["forgetting"][f"drop_{settings.headline}"]
+    return summary

@@ -44,3 +44,17 @@ def plot_table(report: dict, settings: TruncateEvalParams, headline: str) -> str
     for dim in sorted(set(settings.dims)):
         lines.append(",".join([str(dim), *(f"{report[m][str(dim)][p][headline]:.6f}" for m, p in columns)]))
     return "\n".join(lines) + "\n"
+
+
+def truncation_summary(report: dict, settings: TruncateEvalParams, headline: str) -> dict:
+    """metrics/truncate.json: at the width you plan to ship, the fine-tuned model's retention of its full-width
+    score in each precision, and its gain over the full-width base model (difference and 95% interval)."""
+    if "finetuned" not in report:
+        return {key: report[key] for key in ("test_queries", "judged_queries") if key in report}
+    dim = settings.chosen_dim
+    summary: dict = {"dim": dim, "finetuned_retention_pct": {
+        precision: values[f"retention_{headline}_pct"] for precision, values in report["finetuned"][str(dim)].items()}}
+    if "chosen_dim" in report:
+        comparison = report["chosen_dim"]["finetuned_vs_base_full"]
+        summary["finetuned_vs_base_full"] = {key: comparison[key] for key in ("difference", "ci_low", "ci_high")}
+    return summary

@@ -81,6 +81,14 @@ def mining_report(pairs: list[Pair], result: MiningResult | None, num_negatives:
     return report
 
 
+def mining_summary(report: dict) -> dict:
+    """metrics/mine.json: the share of the mined negatives that the labels call relevant (false negatives), after
+    the score filters and in the output, over the audited pairs (0.0 where nothing was audited)."""
+    audit = report.get("false_negatives", {})
+    return {"false_negative_rate_after_filters": audit.get("after_filters", {}).get("rate", 0.0),
+            "false_negative_rate_output": audit.get("output", {}).get("rate", 0.0)}
+
+
 def miner_name(paths: RoundPaths, settings: MineNegativesParams, base: BaseParams) -> str:
     """The dense model that mines: the previous round's fine-tuned model, else mine_negatives.model, else base.model."""
     return str(paths.miner_model) if paths.miner_model else (settings.model or base.model)

@@ -3,7 +3,7 @@ an LLM, a local query generator, a general-domain mix), the filters, and the rev
 
 from embedft.pairs.filters import DROP_REASONS, Dropped, held_out_index
 from embedft.pairs.review import review_markdown
-from embedft.pairs.synthesis import base_model_round_trip, gather_candidates, synthesize_pairs
+from embedft.pairs.synthesis import base_model_round_trip, gather_candidates, split_run_counts, synthesize_pairs
 
 __all__ = ["DROP_REASONS", "Dropped", "base_model_round_trip", "gather_candidates", "held_out_index", "review_markdown",
-           "synthesize_pairs"]
+           "split_run_counts", "synthesize_pairs"]

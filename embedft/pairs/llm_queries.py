@@ -65,9 +65,16 @@ class CacheKey:
     passage_hash: str
 
 
+RUN_COUNTS = ("cache_hits", "cache_misses", "requests", "retries", "rate_limited", "server_errors", "timeouts",
+              "connection_errors", "prompt_tokens_this_run", "completion_tokens_this_run")
+"""Counts of this run's traffic, not of its result (a rerun takes every reply from the cache): they go to the run
+log, the others to reports/synthesize.json."""
+
+
 @dataclass
 class LlmReport:
-    """Counts for metrics/synthesize.json under ``llm``; safe to update from the worker threads."""
+    """Counts for reports/synthesize.json (and the run log, :data:`RUN_COUNTS`) under ``llm``; safe to update from
+    the worker threads."""
 
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys((
         "passages", "cache_hits", "cache_misses", "requests", "retries", "rate_limited", "server_errors", "timeouts",

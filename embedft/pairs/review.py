@@ -65,7 +65,7 @@ def review_markdown(kept: list[Pair], dropped: list[Dropped], kept_size: int, dr
         "Written by the `synthesize` stage (`python -m stages.synthesize`); regenerated on every run with the same",
         f"seed. {len(kept)} pairs kept, {len(dropped)} dropped; below, {len(kept_sample)} kept pairs spread over",
         f"their sources and {len(dropped_sample)} dropped pairs spread over the reasons. Passages are cut to",
-        f"{PASSAGE_CHARS} characters. Counts per source and filter are in `metrics/synthesize.json`.",
+        f"{PASSAGE_CHARS} characters. Counts per source and filter are in `reports/synthesize.json`.",
         "",
         "## Kept",
         "",

@@ -47,7 +47,7 @@ class LogEntry:
 
 @dataclass
 class SearchLogReport:
-    """What reading the logs found; every number goes to metrics/synthesize.json under ``search_log``."""
+    """What reading the logs found; every number goes to reports/synthesize.json under ``search_log``."""
 
     files: int = 0
     rows: int = 0

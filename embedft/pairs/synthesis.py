@@ -32,7 +32,7 @@ from embedft.pairs.filters import (
     sample_general,
     source_report,
 )
-from embedft.pairs.llm_queries import LlmReport, api_key_from_env, llm_queries
+from embedft.pairs.llm_queries import RUN_COUNTS, LlmReport, api_key_from_env, llm_queries
 from embedft.pairs.local_queries import generate_local_queries
 from embedft.pairs.search_logs import SearchLogReport, describe_unknown, search_log_pairs
 from embedft.pairs.structure import first_sentence_pairs, section_pairs, title_pairs
@@ -40,6 +40,8 @@ from embedft.pairs.structure import first_sentence_pairs, section_pairs, title_p
 logger = logging.getLogger(__name__)
 
 LOCAL_COUNT_KEYS = ("passages", "queries", "empty_or_repeated", "gpu")
+LOCAL_RUN_COUNTS = ("gpu",)
+"""Of the local generator's counts, those that describe the machine, not the result."""
 RoundTrip = Callable[[list[Pair]], FilterResult]
 
 
@@ -153,6 +155,18 @@ def base_model_round_trip(base: BaseParams, machine: MachineSettings, settings: 
         )
 
     return run
+
+
+def split_run_counts(source_counts: dict) -> tuple[dict, dict]:
+    """The per-source counts of :func:`gather_candidates` parted into the report's and the run log's: the LLM's
+    traffic (cache hits, requests, retries, tokens paid this run) and the generator's device differ between
+    identical runs."""
+    run = {"llm": {key: source_counts["llm"][key] for key in RUN_COUNTS},
+           "generated": {key: source_counts["generated"][key] for key in LOCAL_RUN_COUNTS}}
+    report = {**source_counts,
+              "llm": {key: value for key, value in source_counts["llm"].items() if key not in RUN_COUNTS},
+              "generated": {key: value for key, value in source_counts["generated"].items() if key not in LOCAL_RUN_COUNTS}}
+    return report, run
 
 
 def gather_candidates(params: Params, machine: MachineSettings, corpus: dict[str, Document],

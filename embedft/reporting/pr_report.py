@@ -1,7 +1,7 @@
 """A review report in Markdown: this workspace's committed results against another git revision.
 
 ``python -m embedft.reporting.pr_report --against main`` compares what is on disk with ``main`` *without retraining*: the
-verdict and headline metric of ``metrics/evaluate.json`` on both sides, ``dvc metrics diff`` and ``dvc params
+verdict and headline metric of ``reports/evaluate.json`` on both sides, ``dvc metrics diff`` and ``dvc params
 diff`` as tables, the plot data side by side, and a warning when ``dvc status`` finds that params, code or
 tracked data changed after the metrics were produced (the committed numbers would then be stale).
 
@@ -25,7 +25,9 @@ from embedft.core.artifacts import round_paths
 MARKER = "<!-- embedding-finetune-report -->"
 """First line of every report: a hidden HTML comment the PR workflow looks for to update its own comment."""
 
-EVALUATE_FILE = round_paths(1).evaluate_metrics
+EVALUATE_FILE = round_paths(1).evaluate_report
+"""The full evaluation report; revisions from before the metrics were slimmed down kept it as the metrics file."""
+OLD_EVALUATE_FILE = round_paths(1).evaluate_metrics
 MAX_TABLE_ROWS = 150
 """Rows of one diff table before it is cut (a GitHub comment holds at most 65,536 characters)."""
 MAX_PLOT_COLUMNS = 8
@@ -139,7 +141,7 @@ def collect(against: str, label: str, plots_url: str | None = None) -> ReportInp
         against=against,
         label=label,
         headline=load_params().evaluate.headline,
-        evaluate_old=read_json_at(against, EVALUATE_FILE),
+        evaluate_old=read_json_at(against, EVALUATE_FILE) or read_json_at(against, OLD_EVALUATE_FILE),
         evaluate_new=json.loads(EVALUATE_FILE.read_text(encoding="utf-8")) if EVALUATE_FILE.exists() else None,
         metrics_diff=run_dvc_json(["metrics", "diff", against]),
         params_diff=run_dvc_json(["params", "diff", against]),

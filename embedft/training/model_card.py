@@ -143,7 +143,7 @@ def render_model_card(facts: CardFacts) -> str:
     else:
         lines.append("No dev split with judged queries: nothing was measured during training.")
     lines += ["", TEST_SECTION, "",
-              "Measured by the `evaluate` stage, after training, on the test split: see `metrics/evaluate.json` "
+              "Measured by the `evaluate` stage, after training, on the test split: see `reports/evaluate.json` "
               "(`finetuned`, `base`, `delta_finetuned_vs_base`, and the paired comparisons with their confidence "
               "intervals)."]
     return "\n".join(lines) + "\n"
@@ -155,7 +155,7 @@ def card_with_test_metrics(card: str, finetuned: dict[str, float], base: dict[st
 
     Args:
         card: the card text as :func:`render_model_card` wrote it.
-        finetuned: the fine-tuned model's test metrics, e.g. evaluate.json's ``finetuned``.
+        finetuned: the fine-tuned model's test metrics, e.g. reports/evaluate.json's ``finetuned``.
         base: the base model's, for comparison.
         queries: number of test queries.
     """
@@ -164,7 +164,7 @@ def card_with_test_metrics(card: str, finetuned: dict[str, float], base: dict[st
         raise ValueError(f"the card has no '{TEST_SECTION}' section")
     columns = {"base model": base, "fine-tuned": finetuned} if base else {"fine-tuned": finetuned}
     intro = f"On {queries} test queries" if queries is not None else "On the test split"
-    body = [f"{intro}, searched against the whole corpus (graded relevance; from `metrics/evaluate.json`):", "",
+    body = [f"{intro}, searched against the whole corpus (graded relevance; from `reports/evaluate.json`):", "",
             *_metrics_table(columns)]
     return head + marker + "\n\n" + "\n".join(body) + "\n"
 

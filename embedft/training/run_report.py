@@ -1,4 +1,5 @@
-"""What a training run reports: metrics/train.json and the facts of the model card."""
+"""What a training run reports: its metrics (pairs and steps), its full report, the measurements of the run
+(seconds, memory), and the facts of the model card."""
 
 from __future__ import annotations
 
@@ -47,12 +48,12 @@ def run_report(
     training: TrainingSet, state: TrainerState, settings: TrainParams, *, device: str, world_size: int, resumed_step: int,
     training_loss: float, stopped_early: bool, seconds: float, eval_seconds: float, dev: dict | None,
 ) -> dict:
-    """The contents of metrics/train.json.
+    """Everything a training run reports; :func:`split_run_measurements` parts it into the report and the run log.
 
     ``pairs_seen`` counts optimizer steps times pairs per step (batch size x accumulation x processes), an upper
     bound when a group's last batch is partial. ``pairs_per_second`` is this run's pairs over its wall time
-    without dev evaluation (a resumed run counts from its checkpoint). The timing and memory fields differ
-    from run to run; every other field is the same for the same inputs.
+    without dev evaluation (a resumed run counts from its checkpoint). The fields in :data:`RUN_MEASUREMENTS`
+    differ from run to run; every other field is the same for the same inputs.
     """
     effective_batch = settings.batch_size * settings.gradient_accumulation_steps * world_size
     pairs_this_run = (state.global_step - resumed_step) * effective_batch
@@ -78,6 +79,21 @@ def run_report(
     if dev is not None:
         report["dev"] = dev
     return report
+
+
+RUN_MEASUREMENTS = ("resumed_from_step", "train_seconds", "eval_seconds", "pairs_per_second", "peak_rss_mb", "peak_gpu_mb",
+                    "device")
+"""Fields of a run's report that describe the run, not its result: they differ between identical runs (or between
+machines), so they go to the run log, never to a metrics or report file."""
+SUMMARY = ("pairs", "steps")
+"""The fields a reviewer compares: metrics/train.json."""
+
+
+def split_run_measurements(report: dict) -> tuple[dict, dict, dict]:
+    """(metrics, report, run log) of a training run's :func:`run_report`."""
+    kept = {key: value for key, value in report.items() if key not in RUN_MEASUREMENTS}
+    return ({key: report[key] for key in SUMMARY}, kept,
+            {key: report[key] for key in RUN_MEASUREMENTS if key in report})
 
 
 def card_facts(report: dict, training: TrainingSet, base: BaseParams, settings: TrainParams, loss_description: str,
