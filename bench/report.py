@@ -1,7 +1,7 @@
 """Write BENCHMARKS.md from the result files in bench/results/ (made by the scripts in bench/).
 
 Every figure in BENCHMARKS.md is read from a result file (or, for the embedded sample, from the repo's own
-`metrics/*.json`); the prose around it is fixed. A result file that is missing leaves its section out (or says
+`reports/*.json` and `metrics/*.json`); the prose around it is fixed. A result file that is missing leaves its section out (or says
 "not run yet"), and a field a file lacks leaves out its row or cell.
 
 Usage:
@@ -53,7 +53,7 @@ Cell = Callable[[dict], "str | None"]
 
 
 def training_rows(train: dict) -> int:
-    """Rows the train stage trained on: `pairs` in current metrics/train.json, `train_rows` in older result files."""
+    """Rows the train stage trained on: `pairs` in current reports/train.json, `train_rows` in older result files."""
     return train.get("pairs", train.get("train_rows", 0))
 
 
@@ -176,8 +176,8 @@ def ordered_configs(runs: dict[str, dict]) -> list[str]:
 
 def sample_section(run: dict) -> list[str]:
     """The shipped pipeline on the embedded sample: the repo's own metrics files and the timed `dvc repro`."""
-    evaluate = json.loads((ROOT / "metrics" / "evaluate.json").read_text())
-    train = json.loads((ROOT / "metrics" / "train.json").read_text())
+    evaluate = json.loads((ROOT / "reports" / "evaluate.json").read_text())
+    train = json.loads((ROOT / "reports" / "train.json").read_text())
     c = evaluate["comparisons"]["finetuned_vs_base"]
     lines = ["## The embedded sample (stdlib docstrings)", "",
              f"`{run['command']}` on {machine_line(run)}: **{run['wall_s'] / 60:.1f} min** wall time for the whole "
@@ -195,8 +195,8 @@ def sample_section(run: dict) -> list[str]:
 
 
 def sample_pairs_lines() -> list[str]:
-    """The training pairs `synthesize` kept per source on the sample (`metrics/synthesize.json`)."""
-    path = ROOT / "metrics" / "synthesize.json"
+    """The training pairs `synthesize` kept per source on the sample (`reports/synthesize.json`)."""
+    path = ROOT / "reports" / "synthesize.json"
     if not path.exists():
         return []
     synth = json.loads(path.read_text())
@@ -206,20 +206,20 @@ def sample_pairs_lines() -> list[str]:
     else:
         kept = ", ".join(f"{source} {count:,} of {synth['candidates'].get(source, count):,}" for source, count in synth["kept"].items())
     dropped = ", ".join(f"{reason} {count:,}" for reason, count in synth.get("dropped", {}).items() if count) or "none"
-    return ["", f"Training pairs (`metrics/synthesize.json`), kept of the candidates per source: {kept}; dropped by "
+    return ["", f"Training pairs (`reports/synthesize.json`), kept of the candidates per source: {kept}; dropped by "
             f"filter: {dropped}; {synth['total_pairs']:,} pairs in all."]
 
 
 def sample_truncate_lines() -> list[str]:
-    """nDCG@10 by Matryoshka width and precision on the sample (`metrics/truncate.json`)."""
-    truncate = json.loads((ROOT / "metrics" / "truncate.json").read_text())
+    """nDCG@10 by Matryoshka width and precision on the sample (`reports/truncate.json`)."""
+    truncate = json.loads((ROOT / "reports" / "truncate.json").read_text())
     dims = sorted(truncate["base"], key=int, reverse=True)
     rows = [[f"{model} {precision}", *(f"{truncate[model][d][precision]['ndcg@10']:.4f} "
                                        f"({truncate[model][d][precision]['retention_ndcg@10_pct']:.0f}%)" for d in dims)]
             for model in ("base", "finetuned") for precision in ("float32", "int8", "binary")]
     rows.append(["bytes per vector (float32 / int8 / binary)",
                  *(" / ".join(str(truncate["base"][d][p]["bytes_per_vector"]) for p in ("float32", "int8", "binary")) for d in dims)])
-    return ["", "nDCG@10 by width and precision (`metrics/truncate.json`), with retention of the full-width float32 score:", "",
+    return ["", "nDCG@10 by width and precision (`reports/truncate.json`), with retention of the full-width float32 score:", "",
             *table(["model", *dims], rows)]
 
 
@@ -322,7 +322,7 @@ def mined_vs_in_batch(mined: dict, in_batch: dict) -> list[str]:
 
 
 def false_negative_lines(default: dict) -> list[str]:
-    """The false-negative audit of the `default` run's mining (the `false_negatives` block of metrics/mine.json)."""
+    """The false-negative audit of the `default` run's mining (the `false_negatives` block of reports/mine.json)."""
     mine = default.get("mine", {})
     audit = mine.get("false_negatives")
     lines = mining_counts_lines(mine)
