@@ -5,6 +5,13 @@
 # and one for developers:
 #   make quick - the tests not marked slow (no DVC runs, no training, no servers): the quick loop
 #
+# The everyday commands, run with .venv/bin first on PATH (no need to activate .venv; each prints the command it
+# runs on standard error, so `make report > report.md` keeps only the Markdown):
+#   make metrics          - dvc metrics show: the numbers a reviewer compares
+#   make plots            - dvc plots show: writes dvc_plots/index.html and prints where it is
+#   make diff REV=main    - dvc metrics diff and dvc params diff: this workspace against a git revision
+#   make report REV=main  - the pull-request report in Markdown, as .github/workflows/pr-report.yml posts it
+#
 # TORCH_SPEC picks the torch build installed before anything else; override it for your CUDA build,
 # e.g. `make run TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"`.
 
@@ -14,10 +21,14 @@ TORCH_SPEC ?= torch==2.13.0
 # Test processes (pytest-xdist). Most of the suite's time is single-threaded (Python start-up, DVC, imports),
 # so two workers use two cores; each test module stays on one worker, sharing its fixtures.
 TEST_WORKERS ?= 2
+# The git revision that `make diff` and `make report` compare with.
+REV ?= main
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The project's tools first on PATH (dvc, and python for the stages dvc runs); abspath allows VENV=/abs/path.
+WITH_VENV := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: setup browser run test quick clean
+.PHONY: setup browser run test quick clean metrics plots diff report
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,17 +40,35 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	$(WITH_VENV) $(BIN)/dvc repro
 
 # Headless chromium and the vega libraries for the plot render test; never fails (the test then skips).
 browser:
 	.ci/install_browser.sh
 
 test: $(STAMP) browser
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
+	$(WITH_VENV) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 quick: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadscope
+	$(WITH_VENV) $(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadscope
+
+metrics: $(STAMP)
+	@echo '$$ dvc metrics show' >&2
+	@$(WITH_VENV) dvc metrics show
+
+plots: $(STAMP)
+	@echo '$$ dvc plots show' >&2
+	@$(WITH_VENV) dvc plots show
+
+diff: $(STAMP)
+	@echo '$$ dvc metrics diff $(REV)' >&2
+	@$(WITH_VENV) dvc metrics diff $(REV)
+	@echo '$$ dvc params diff $(REV)' >&2
+	@$(WITH_VENV) dvc params diff $(REV)
+
+report: $(STAMP)
+	@echo '$$ python -m embedft.reporting.pr_report --against $(REV)' >&2
+	@$(WITH_VENV) python -m embedft.reporting.pr_report --against $(REV)
 
 clean:
 	rm -rf $(VENV) .checkpoints
