@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Installs what tests/test_plots_render.py needs to draw `dvc plots show` pages offline:
+# Installs what tests/test_plots_render.py needs to draw `dvc plots show` pages offline, and what
+# tests/test_report.py needs to draw the PR report's Mermaid charts:
 #   - Debian's chromium (headless), when apt-get is usable (root, or sudo without a password);
 #   - vega, vega-lite and vega-embed from the npm registry into .ci/node/ (git-ignored), because the page
-#     DVC writes loads them from a CDN that CI may not reach.
+#     DVC writes loads them from a CDN that CI may not reach;
+#   - mermaid, into the same folder: a 10.x release, older than GitHub's, so that the report's charts use
+#     only syntax that every recent GitHub renders.
 # Safe to run by hand and to rerun. Nothing here is fatal: whatever cannot be installed makes the render
 # test skip with a reason, and the rest of the suite still runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 # The versions are pinned so that a rendering change upstream cannot change the test's outcome.
-NODE_PACKAGES=(vega@5.33.1 vega-lite@5.23.0 vega-embed@6.29.0)
+NODE_PACKAGES=(vega@5.33.1 vega-lite@5.23.0 vega-embed@6.29.0 mermaid@10.9.4)
 NODE_PREFIX=.ci/node
 
 have_browser() { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; }
@@ -37,9 +40,9 @@ fi
 
 if command -v npm >/dev/null 2>&1; then
     if npm install --silent --no-audit --no-fund --save-exact --prefix "$NODE_PREFIX" "${NODE_PACKAGES[@]}"; then
-        echo "install_browser: vega libraries in $NODE_PREFIX/node_modules"
+        echo "install_browser: vega and mermaid libraries in $NODE_PREFIX/node_modules"
     else
-        echo "install_browser: warning: npm install failed; the plot render test will skip" >&2
+        echo "install_browser: warning: npm install failed; the plot and report chart render tests will skip" >&2
     fi
 else
     echo "install_browser: warning: no npm; the plot render test will skip" >&2

@@ -78,6 +78,7 @@ def make_template_copy(destination: Path, model_path: Path, with_labels: bool = 
     run(["git", "init", "-q"], destination)
     run(["dvc", "init", "-q"], destination)
     shutil.copy(TEMPLATE_ROOT / ".dvcignore", destination / ".dvcignore")
+    shutil.copytree(TEMPLATE_ROOT / ".dvc" / "plots", destination / ".dvc" / "plots")  # the charts' Vega-Lite templates
     run(["dvc", "config", "core.analytics", "false"], destination)
     return destination
 
@@ -117,16 +118,16 @@ def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path, reproduced_
     assert truncate["chosen_dim"]["dim"] == 64
 
     ndcg_by_dim = (repo / "plots" / "ndcg_by_dim.csv").read_text().splitlines()
-    assert ndcg_by_dim[0] == "dim,base_float32,base_int8,base_binary,finetuned_float32,finetuned_int8,finetuned_binary"
+    assert ndcg_by_dim[0] == "dim,base float32,base int8,base binary,fine-tuned float32,fine-tuned int8,fine-tuned binary"
     assert [line.split(",")[0] for line in ndcg_by_dim[1:]] == ["32", "64"]
     recall = (repo / "plots" / "recall_at_k.csv").read_text().splitlines()
-    assert recall[0] == "k,base,finetuned,bm25,hybrid"
+    assert recall[0] == "k,base,fine-tuned,BM25,hybrid"
 
     train = json.loads((repo / "reports" / "train.json").read_text())
-    assert sorted(p.name for p in (repo / "plots" / "train").iterdir()) == [
-        "dev_mrr_at_10.tsv", "dev_ndcg_at_10.tsv", "dev_recall_at_10.tsv", "learning_rate.tsv", "loss.tsv"]
-    dev_curve = (repo / "plots" / "train" / "dev_ndcg_at_10.tsv").read_text().splitlines()
-    assert dev_curve[0] == "step\tdev_ndcg_at_10" and [int(line.split("\t")[0]) for line in dev_curve[1:]] == [0, train["steps"]]
+    assert sorted(p.name for p in (repo / "plots" / "train").iterdir()) == ["dev.tsv", "learning_rate.tsv", "loss.tsv"]
+    dev_curve = (repo / "plots" / "train" / "dev.tsv").read_text().splitlines()
+    assert dev_curve[0] == "step\tnDCG@10\tMRR@10\tRecall@10"
+    assert [int(line.split("\t")[0]) for line in dev_curve[1:]] == [0, train["steps"]]
     assert set(train["dev"]) >= {"base", "best", "final", "best_step"} and train["dev"]["queries"] > 0
     assert "## Dev metrics" in (repo / "models" / "finetuned" / "README.md").read_text()
     loss = [line.split("\t") for line in (repo / "plots" / "train" / "loss.tsv").read_text().splitlines()]
@@ -144,7 +145,8 @@ def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path, reproduced_
         assert (repo / "data" / "split" / name / "qrels.tsv").exists()
     synthesize = json.loads((repo / "reports" / "synthesize.json").read_text())
     assert synthesize["total_pairs"] == sum(source["kept"] for source in synthesize["sources"].values()) > 0
-    assert synthesize["llm"]["requests"] == 0  # no LLM configured by default
+    assert synthesize["llm"]["passages"] == 0  # no LLM configured by default
+    assert json.loads((repo / "logs" / "synthesize.json").read_text())["llm"]["requests"] == 0
     review = (repo / "reviews" / "synthesize.md").read_text()
     assert "## Kept" in review and "## Dropped" in review
     assert json.loads((repo / "reports" / "ingest.json").read_text()) == {"documents": 12}

@@ -80,9 +80,9 @@ def test_retrieval_depth_clipped_with_warning(caplog):
 
 def test_recall_curve_columns_and_values():
     qrels = {"q1": {"a": 1, "b": 1}}
-    runs = {"x": {"q1": {"a": 3.0, "c": 2.0, "b": 1.0}}, "y": {"q1": {"c": 3.0, "a": 2.0, "b": 1.0}}}
+    runs = {"finetuned": {"q1": {"a": 3.0, "c": 2.0, "b": 1.0}}, "y": {"q1": {"c": 3.0, "a": 2.0, "b": 1.0}}}
     lines = recall_curve(qrels, runs, depth=3).splitlines()
-    assert lines[0] == "k,x,y"
+    assert lines[0] == "k,fine-tuned,y"  # named as the chart's legend shows them
     assert lines[1] == "1,0.500000,0.000000"
     assert lines[3] == "3,1.000000,1.000000"
 

@@ -1,11 +1,16 @@
 """`python -m embedft.reporting.pr_report` on a real git + DVC project with two commits of different metrics, and
-`python -m embedft.reporting.pr_comment` against a stand-in `gh` that keeps the pull request's comments in a file."""
+`python -m embedft.reporting.pr_comment` against a stand-in `gh` that keeps the pull request's comments in a file.
+
+The charts the report must show come from dvc.yaml's `plots:` (tests/declared_charts.py), not from a list here.
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -13,15 +18,40 @@ from pathlib import Path
 
 import pytest
 import yaml
+from declared_charts import declared_charts
 from project_copies import committed_copy
 from test_pipeline_e2e import TEMPLATE_ROOT, run, set_params
 
-from embedft.reporting.pr_report import MARKER, ReportInputs, change, number, sampled, stale_results, verdict_section
+from embedft.config import Params, TruncateEvalParams
+from embedft.reporting.plots import (
+    MAX_PLOT_COLUMNS,
+    ChartInfo,
+    PlotData,
+    PlotSeries,
+    change,
+    mermaid_number,
+    number,
+    plot_series,
+    plots_section,
+    sampled,
+)
+from embedft.reporting.pr_report import MARKER, ReportInputs, diff_section, headline_xs, stale_results, verdict_section
+
+NODE_MODULES = TEMPLATE_ROOT / ".ci" / "node" / "node_modules"
+MERMAID = NODE_MODULES / "mermaid" / "dist" / "mermaid.min.js"
+ARTIFACTS = TEMPLATE_ROOT / "tests" / "artifacts"
 
 
 @pytest.fixture(scope="module")
 def project(reproduced_pipeline, tmp_path_factory) -> Path:
     return committed_copy(reproduced_pipeline[0], tmp_path_factory.mktemp("report") / "project")
+
+
+def edit_json(path: Path, edit) -> None:
+    """Rewrite a JSON file as the stages write it, after ``edit(data)``."""
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +62,18 @@ def two_commits(project: Path) -> dict:
     # values relative to the copy's: the shared pipeline's params depend on which tests ran before
     old_rate = yaml.safe_load((project / "params.yaml").read_text())["train"]["learning_rate"]
     set_params(project, {"train": {"learning_rate": old_rate * 3}})
-    evaluate_path = project / "metrics" / "evaluate.json"
-    evaluate = json.loads(evaluate_path.read_text())
-    old_ndcg = evaluate["finetuned"]["ndcg@10"]
-    evaluate["finetuned"]["ndcg@10"] = round(old_ndcg - 0.25, 6)
-    evaluate["comparisons"]["finetuned_vs_base"].update(difference=-0.25, ci_low=-0.4, ci_high=-0.1)
-    old_verdict = evaluate["verdict"]
-    evaluate["verdict"] = "ship" if old_verdict == "regression" else "regression"
-    evaluate_path.write_text(json.dumps(evaluate, indent=2, sort_keys=True) + "\n")
+    metrics = json.loads((project / "metrics" / "evaluate.json").read_text())
+    old_ndcg, old_verdict = metrics["finetuned"]["ndcg@10"], metrics["verdict"]
+    new_ndcg, new_verdict = round(old_ndcg - 0.25, 6), "ship" if old_verdict == "regression" else "regression"
+
+    def worse(data: dict, comparison: dict) -> None:
+        data["finetuned"]["ndcg@10"], data["verdict"] = new_ndcg, new_verdict
+        comparison.update(difference=-0.25, ci_low=-0.4, ci_high=-0.1)
+
+    edit_json(project / "metrics" / "evaluate.json", lambda data: worse(data, data["finetuned_vs_base"]))
+    edit_json(project / "reports" / "evaluate.json", lambda data: worse(data, data["comparisons"]["finetuned_vs_base"]))
     curve = (project / "plots" / "recall_at_k.csv").read_text().splitlines()
+    assert curve[0].startswith("k,base,fine-tuned,")
     k, base, finetuned, *rest = curve[1].split(",")
     curve[1] = ",".join([k, base, "0.123456", *rest])
     (project / "plots" / "recall_at_k.csv").write_text("\n".join(curve) + "\n")
@@ -49,12 +82,22 @@ def two_commits(project: Path) -> dict:
     printed = run([sys.executable, "-m", "embedft.reporting.pr_report", "--against", "HEAD~1", "--label", "#7",
                    "--plots-url", "https://example.invalid/plots", "--output", str(output)], project).stdout
     return {"unchanged": unchanged, "report": output.read_text(), "printed": printed, "old_ndcg": old_ndcg,
-            "new_ndcg": evaluate["finetuned"]["ndcg@10"], "old_verdict": old_verdict, "new_verdict": evaluate["verdict"],
-            "old_rate": old_rate}
+            "new_ndcg": new_ndcg, "old_verdict": old_verdict, "new_verdict": new_verdict, "old_rate": old_rate}
 
 
 def table_rows(markdown: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in markdown.splitlines() if line.startswith("| ")]
+
+
+def file_tables(markdown: str) -> dict[str, list[list[str]]]:
+    """The rows of each per-file diff table, by the file its heading names."""
+    parts = re.split(r"^\*\*`([^`]+)`\*\*: \d+ changed$", markdown, flags=re.M)
+    return {path: table_rows(body.split("\n\n#", 1)[0].split("###", 1)[0]) for path, body in zip(parts[1::2], parts[2::2])}
+
+
+def mermaid_blocks(markdown: str) -> list[str]:
+    """The text inside each ```mermaid fence."""
+    return re.findall(r"```mermaid\n(.*?)```", markdown, re.S)
 
 
 @pytest.mark.slow
@@ -63,20 +106,21 @@ def test_report_of_unchanged_commit_says_so(two_commits: dict) -> None:
     assert report.startswith(MARKER + "\n")
     assert "No metrics changed." in report and "No params changed." in report
     assert "The committed metrics match the committed params, code and data" in report
-    assert "unchanged from HEAD" in report
+    assert "unchanged from HEAD" in report and "change from HEAD" not in report
+    assert "paler lines" not in report  # the base revision's lines equal the current ones: not drawn twice
 
 
 @pytest.mark.slow
 def test_report_shows_metric_and_param_changes_and_the_verdict(two_commits: dict) -> None:
     report, old, new = two_commits["report"], two_commits["old_ndcg"], two_commits["new_ndcg"]
     assert report.startswith(MARKER + "\n") and "report: wrote" in two_commits["printed"]
-    rows = table_rows(report)
-    assert ["metrics/evaluate.json", "finetuned.ndcg@10", number(old), number(new), change(old, new)] in rows
+    tables = file_tables(report)
+    assert ["finetuned.ndcg@10", number(old), number(new), change(old, new)] in tables["metrics/evaluate.json"]
     before, after = two_commits["old_verdict"], two_commits["new_verdict"]
-    assert ["metrics/evaluate.json", "verdict", before, after, "—"] in rows
+    assert ["verdict", before, after, "—"] in tables["metrics/evaluate.json"]
     rate = two_commits["old_rate"]
-    assert ["params.yaml", "train.learning_rate", number(rate), number(rate * 3), change(rate, rate * 3)] in rows
-    assert ["finetuned", number(old), number(new), change(old, new)] in rows  # the headline table
+    assert ["train.learning_rate", number(rate), number(rate * 3), change(rate, rate * 3)] in tables["params.yaml"]
+    assert ["finetuned", number(old), number(new), change(old, new)] in table_rows(report)  # the headline table
     assert f"**Verdict: {after}** (HEAD~1: {before})" in report
     assert "**-0.2500** (95% CI -0.4000 .. -0.1000" in report
     assert ("**Regression**: the fine-tuned model is worse" in report) == (after == "regression")
@@ -87,13 +131,28 @@ def test_verdict_section_warns_of_a_regression_and_a_suspected_leak() -> None:
     new = {"verdict": "regression", "suspected_leak": 1, "relative_gain": 0.62, "test_queries": 33,
            "comparisons": {"finetuned_vs_base": comparison}, "base": {"ndcg@10": 0.5}, "finetuned": {"ndcg@10": 0.47},
            "leakage": {"exact": 2, "normalised": 3, "near_duplicate": 5}}
-    inputs = ReportInputs("main", "#3", "ndcg@10", None, new, {}, {}, [], {})
+    inputs = ReportInputs("main", "#3", "ndcg@10", None, new, {}, {}, PlotData(), {})
     text = "\n".join(verdict_section(inputs))
     assert "**Verdict: regression** (main: no verdict)" in text
     assert "**Regression**: the fine-tuned model is worse than the base model on ndcg@10." in text
     assert "A 62% relative gain is suspicious" in text
     assert "Leakage check: 2 test queries verbatim in the training pairs, 3 after normalisation, 5 near-duplicates." in text
     assert "| finetuned | — | 0.47 | — |" in text
+
+
+def test_metrics_diff_shows_every_file_and_every_metric() -> None:
+    """No cut: every changed metric of every file, one table per file (params are cut per file, never dropped)."""
+    diff = {f"metrics/{name}.json": {f"key{i:03d}": {"old": i, "new": i + 1} for i in range(count)}
+            for name, count in (("evaluate", 200), ("train", 2), ("truncate", 1))}
+    inputs = ReportInputs("main", "#3", "ndcg@10", None, None, diff, diff, PlotData(), {})
+    metrics = "\n".join(diff_section("Metrics", "dvc metrics diff", diff, "Metric", inputs))
+    assert {path: len(rows) - 1 for path, rows in file_tables(metrics).items()} == {  # minus the header row
+        "metrics/evaluate.json": 200, "metrics/train.json": 2, "metrics/truncate.json": 1}
+    assert "more in" not in metrics and "<details>" not in metrics
+    params = "\n".join(diff_section("Params", "dvc params diff", diff, "Param", inputs, max_rows=150))
+    assert {path: len(rows) - 1 for path, rows in file_tables(params).items()} == {
+        "metrics/evaluate.json": 150, "metrics/train.json": 2, "metrics/truncate.json": 1}
+    assert "…and 50 more in `metrics/evaluate.json`" in params and "<summary>203 params changed</summary>" in params
 
 
 @pytest.mark.slow
@@ -108,21 +167,157 @@ def test_report_flags_results_committed_without_repro(two_commits: dict) -> None
 def test_report_shows_the_plots_side_by_side(two_commits: dict) -> None:
     report = two_commits["report"]
     assert "Interactive charts of both revisions (`dvc plots diff HEAD~1`): https://example.invalid/plots" in report
-    for title in ("nDCG@10 by embedding width", "Recall@k by system", "Training loss", "Learning rate"):
-        assert f"**{title}**: #7" in report
-    recall = report.split("**Recall@k by system**")[1].split("**", 1)[0]
-    finetuned = next(row for row in table_rows(recall) if row[0] == "finetuned")
+    recall = report.split("**Recall@k by system**")[1].split("\n**", 1)[0]
+    finetuned = next(row for row in table_rows(recall) if row[0] == "fine-tuned")
     assert finetuned[1].startswith("0.1235 (") and finetuned[1].endswith(")")  # k=1 moved, with its change
     assert "change from HEAD~1 in brackets" in recall
+    (chart,) = mermaid_blocks(recall)
+    assert re.search(r'^    line "fine-tuned \(HEAD~1\)" \[', chart, re.M)  # the base revision's line, which differs
+    assert re.search(r'^    line "fine-tuned" \[0\.1235, ', chart, re.M)
+    assert "; paler lines: `HEAD~1`" in recall
 
 
 @pytest.mark.slow
-def test_unknown_revision_is_one_clear_error_and_writes_nothing(project: Path) -> None:
-    output = project / "review" / "typo.md"
-    result = run([sys.executable, "-m", "embedft.reporting.pr_report", "--against", "mian", "--output", str(output)], project, check=False)
-    assert result.returncode == 1
-    assert result.stderr.strip() == "error: --against: unknown git revision 'mian'; is it fetched? (CI: check out with fetch-depth: 0)"
-    assert not output.exists()
+@pytest.mark.parametrize("side", ["unchanged", "report"])
+def test_report_shows_every_chart_declared_in_dvc_yaml(two_commits: dict, project: Path, side: str) -> None:
+    """Every chart of the project's dvc.yaml, as a Mermaid chart with its titles and series and as a table."""
+    report = two_commits[side]
+    charts = declared_charts(project / "dvc.yaml")
+    assert charts and [chart.title for chart in charts] == [chart.title for chart in declared_charts()]
+    blocks = mermaid_blocks(report)
+    for chart in charts:
+        assert f"**{chart.title}**: " in report and f"**{chart.title}**: no data" not in report, chart.title
+        (block,) = [block for block in blocks if f'    title "{chart.title}"\n' in block]
+        assert f'    x-axis "{chart.x_label}" [' in block and f'    y-axis "{chart.y_label}"\n' in block, block
+        for series in chart.series:
+            assert f'    line "{series}" [' in block, f"{chart.title}: no line {series!r}"
+        section = report.split(f"**{chart.title}**: ")[1].split("\n**", 1)[0]
+        assert {row[0] for row in table_rows(section)[1:]} == set(chart.series)
+        legend = next(line for line in section.splitlines() if line.startswith("🟦"))
+        assert all(f" {series}" in legend for series in chart.series), legend
+    assert len(blocks) == len(charts)
+
+
+def render_mermaid(blocks: list[str], browser: str, folder: Path) -> tuple[list[str], str]:
+    """Draw each Mermaid block with the pinned mermaid in headless chromium: (per block "ok" or its error, DOM)."""
+    page = folder / "mermaid.html"
+    page.write_text(MERMAID_PAGE.replace("MERMAID_JS", MERMAID.as_uri()).replace("BLOCKS", json.dumps(blocks)), encoding="utf-8")
+    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+               "--disable-background-networking", "--disable-extensions", "--hide-scrollbars", f"--user-data-dir={folder / 'profile'}",
+               "--virtual-time-budget=15000"]
+    dom = subprocess.run([*command, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=180).stdout
+    status = re.search(r'<pre id="render-status">(.*?)</pre>', dom, re.S)
+    assert status, f"mermaid never finished; DOM tail:\n{dom[-2000:]}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    subprocess.run([*command, f"--screenshot={ARTIFACTS / 'report_charts.png'}", f"--window-size=900,{520 * len(blocks)}",
+                    page.as_uri()], capture_output=True, timeout=180, check=True)
+    return json.loads(status.group(1)), dom
+
+
+MERMAID_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><script src="MERMAID_JS"></script>
+<style>body { background: white; width: 880px; } #render-status { display: none; }</style>
+<script>
+  mermaid.initialize({startOnLoad: false});
+  const blocks = BLOCKS;
+  window.addEventListener("load", async () => {
+    const results = [];
+    for (const [number, text] of blocks.entries()) {
+      try {
+        const {svg} = await mermaid.render("chart" + number, text);
+        const div = document.createElement("div");
+        div.innerHTML = svg;
+        document.body.appendChild(div);
+        results.push("ok");
+      } catch (error) {
+        results.push(String((error && error.message) || error));
+      }
+    }
+    const status = document.createElement("pre");
+    status.id = "render-status";
+    status.textContent = JSON.stringify(results);
+    document.body.appendChild(status);
+  });
+</script></head><body></body></html>
+"""
+
+
+@pytest.mark.slow
+def test_report_charts_render_in_mermaid(two_commits: dict, tmp_path: Path) -> None:
+    """The report's charts parse and draw in mermaid 10 (older than GitHub's), titles and axes included;
+    tests/artifacts/report_charts.png shows them."""
+    browser = next((path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None)
+    if browser is None or not MERMAID.is_file():
+        pytest.skip("chromium or mermaid is missing: run .ci/install_browser.sh")
+    blocks = mermaid_blocks(two_commits["report"])
+    results, dom = render_mermaid(blocks, browser, tmp_path)
+    assert results == ["ok"] * len(blocks), results
+    for chart in declared_charts():
+        assert f">{chart.title}</text>" in dom and f">{chart.y_label}</text>" in dom, chart.title
+
+
+def test_plot_tables_and_charts_keep_the_headline_cutoffs() -> None:
+    """Sampling a long x axis keeps first, last, k = 10 (and the other Recall cut-offs) and the width you ship."""
+    params = Params(truncate_eval=TruncateEvalParams(dims=[768, 512, 384, 256, 192, 128, 96, 64, 48, 32], default_dim=192))
+    ks, dims = ["1", "2", "3", "5", "10", "20", "30", "50", "100", "200", "500", "1000"], ["32", "48", "64", "96", "128", "192",
+                                                                                        "256", "384", "512", "768"]
+    series = [PlotSeries("Recall@k by system", "k", "fine-tuned", "workspace", {k: 0.5 for k in ks}),
+              PlotSeries("nDCG@10 by embedding width", "dim", "fine-tuned float32", "workspace", {d: 0.5 for d in dims})]
+    plots = PlotData(series, {"Recall@k by system": ChartInfo("Recall@k by system", "k", "Recall@k")}, [], [], headline_xs(params))
+    text = "\n".join(plots_section(plots, "main", "workspace", None))
+    recall_header, ndcg_header = [row for row in table_rows(text) if row[0].endswith("→")]
+    assert {"1", "10", "100", "1000"} <= set(recall_header[1:]) and len(recall_header) - 1 == MAX_PLOT_COLUMNS
+    assert {"32", "192", "768"} <= set(ndcg_header[1:]) and len(ndcg_header) - 1 == MAX_PLOT_COLUMNS
+    assert 'x-axis "k" ["1", "2", "3", "5", "10", "20", "30", "50", "100", "200", "500", "1000"]' in text  # 12 fit a chart
+
+
+def test_sampled_keeps_first_last_and_pinned() -> None:
+    assert sampled([str(i) for i in range(1, 86)], 8) == ["1", "13", "25", "37", "49", "61", "73", "85"]
+    assert sampled(["1", "2"], 8) == ["1", "2"]
+    nine = ["1", "2", "3", "5", "10", "20", "30", "50", "100"]
+    assert "10" not in sampled(nine, 8)  # even spacing alone drops the headline cut-off
+    assert sampled(nine, 8, pinned=["1", "10", "100"]) == ["1", "2", "3", "10", "20", "30", "50", "100"]
+    assert sampled(nine, 3, pinned=["2", "10", "30"]) == ["1", "2", "10", "30", "100"]  # pinned outrank the limit
+
+
+def test_mermaid_numbers_are_plain_decimals() -> None:
+    assert [mermaid_number(v) for v in (0.6474078, 12.1298, 5e-05, 4.358974e-05, 0.0, 1.0, -0.25, 1234.6)] == [
+        "0.6474", "12.13", "0.00005", "0.00004359", "0", "1", "-0.25", "1235"]
+
+
+@pytest.mark.slow
+def test_plot_series_reads_every_row_shape_dvc_emits(tmp_path: Path) -> None:
+    """`dvc plots diff --json --split` (the pinned DVC) keys rows by `field`, `filename::field`, `filename` or
+    nothing, depending on the template and the y files; every shape yields its lines at both revisions."""
+    run(["git", "init", "-q"], tmp_path)
+    run(["dvc", "init", "-q"], tmp_path)
+    shutil.copytree(TEMPLATE_ROOT / ".dvc" / "plots", tmp_path / ".dvc" / "plots")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"plots": [
+        {"one column": {"template": "linear", "x": "step", "y": {"a.csv": "p"}}},
+        {"files and columns": {"template": "linear", "x": "step", "y": {"a.csv": "p", "b.csv": "r"}}},
+        {"files, one column": {"template": "linear", "x": "step", "y": {"b.csv": "r", "c.csv": "r"}}},
+        {"series template": {"template": "series", "x": "step", "y": {"a.csv": ["p", "q"]}}},
+    ]}, sort_keys=False))
+
+    def write(scale: float) -> None:
+        for name, columns in (("a", ("p", "q")), ("b", ("r",)), ("c", ("r",))):
+            rows = [",".join(["step", *columns])] + [",".join([str(step), *(str(scale * step * (i + 1)) for i, _ in enumerate(columns))])
+                                                     for step in (1, 2)]
+            (tmp_path / f"{name}.csv").write_text("\n".join(rows) + "\n")
+
+    write(1.0)
+    run(["git", "add", "-A"], tmp_path)
+    run(["git", "commit", "-q", "-m", "first"], tmp_path)
+    write(2.0)
+    output = json.loads(run(["dvc", "plots", "diff", "HEAD", "--json", "--split"], tmp_path).stdout)
+    lines = {(s.plot, s.series, s.revision): s.points for s in plot_series(output)}
+    expected = {("one column", "p"): 1.0, ("files and columns", "a.csv::p"): 1.0, ("files and columns", "b.csv::r"): 1.0,
+                ("files, one column", "b.csv"): 1.0, ("files, one column", "c.csv"): 1.0, ("series template", "p"): 1.0,
+                ("series template", "q"): 2.0}
+    for (plot, series), slope in expected.items():
+        assert lines[(plot, series, "HEAD")] == {"1": slope, "2": 2 * slope}, (plot, series)
+        assert lines[(plot, series, "workspace")] == {"1": 2 * slope, "2": 4 * slope}, (plot, series)
+    assert len(lines) == 2 * len(expected)
 
 
 def test_stale_results_ignore_data_that_was_not_pulled() -> None:
@@ -136,9 +331,17 @@ def test_stale_results_ignore_data_that_was_not_pulled() -> None:
     assert stale_results(status) == {"train": ["stages/train.py modified", "params.yaml: train.learning_rate modified"]}
 
 
-def test_sampled_keeps_first_and_last() -> None:
-    assert sampled([str(i) for i in range(1, 86)], 8) == ["1", "13", "25", "37", "49", "61", "73", "85"]
-    assert sampled(["1", "2"], 8) == ["1", "2"]
+def test_workflow_pins_the_dvc_the_tests_run() -> None:
+    """The report parses DVC's plot JSON: the workflow installs exactly the DVC (and dvc-render) installed here,
+    which the `test` extra of pyproject.toml pins too."""
+    install = next(step["run"] for step in yaml.safe_load(WORKFLOW.read_text())["jobs"]["report"]["steps"]
+                   if "pip install" in step.get("run", ""))
+    test_extra = re.search(r"^test = \[(.*)\]$", (TEMPLATE_ROOT / "pyproject.toml").read_text(), re.M).group(1)  # no tomllib on 3.10
+    for package in ("dvc", "dvc-render"):
+        pinned = re.search(rf'"{package}==([^"]+)"', install)
+        assert pinned, f"the workflow installs {package} unpinned: {install}"
+        assert pinned.group(1) == importlib.metadata.version(package), f"the workflow pins {package} {pinned.group(1)}"
+        assert f'"{package}=={pinned.group(1)}"' in test_extra, f"pyproject.toml's test extra does not pin {package}"
 
 
 # --- posting: a stand-in for the GitHub CLI ------------------------------------------------------------------

@@ -23,7 +23,7 @@ from embedft.training.checkpoints import last_complete_checkpoint, prepare_folde
 from embedft.training.data import Example, build_training_set, check_settings, group_by_negative_count
 from embedft.training.losses import build_loss, matryoshka_schedule
 from embedft.training.model_card import CardFacts, card_with_test_metrics, non_default_params, render_model_card
-from embedft.training.monitor import CURVES, DEV_CURVES, TrainingCurves, load_dev_set
+from embedft.training.monitor import CURVES, DEV_COLUMNS, DEV_CURVES, TrainingCurves, load_dev_set
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -284,12 +284,25 @@ def test_curves_resume_and_publish(tmp_path):
     curves.start(2)  # resumed from step 2: later points will be logged again
     curves.record(3, {"loss": 0.5, "learning_rate": 0.2})
     published = curves.publish(tmp_path / "plots" / "train")
-    assert sorted(p.name for p in published) == sorted(f"{name}.tsv" for name in CURVES)
+    assert sorted(p.name for p in published) == ["dev.tsv", "learning_rate.tsv", "loss.tsv"]
+    assert sorted(p.name for p in (tmp_path / "plots" / "train").iterdir()) == ["dev.tsv", "learning_rate.tsv", "loss.tsv"]
     loss = (tmp_path / "plots" / "train" / "loss.tsv").read_text().splitlines()
     assert loss == ["step\tloss", "1\t1.0", "2\t0.5", "3\t0.5"]
-    for name in DEV_CURVES:  # no dev evaluation ran: header only, so the folder always has the same files
-        assert (tmp_path / "plots" / "train" / f"{name}.tsv").read_text() == f"step\t{name}\n"
+    # no dev evaluation ran: header only, so the folder always has the same files
+    assert (tmp_path / "plots" / "train" / "dev.tsv").read_text() == "step\tnDCG@10\tMRR@10\tRecall@10\n"
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["train"]
+
+
+def test_dev_curves_are_published_as_one_table(tmp_path):
+    curves = TrainingCurves(tmp_path / "scratch")
+    curves.start(0)
+    curves.record(1, {"loss": 2.0, "learning_rate": 0.1})
+    curves.record(0, {"dev_ndcg_at_10": 0.5, "dev_mrr_at_10": 0.4, "dev_recall_at_10": 0.75})
+    curves.record(10, {"dev_ndcg_at_10": 0.625, "dev_mrr_at_10": 0.5})  # a curve without a point leaves its cell empty
+    curves.publish(tmp_path / "plots")
+    assert (tmp_path / "plots" / "dev.tsv").read_text().splitlines() == [
+        "step\tnDCG@10\tMRR@10\tRecall@10", "0\t0.5\t0.4\t0.75", "10\t0.625\t0.5\t"]
+    assert set(DEV_COLUMNS) == set(DEV_CURVES) and set(CURVES) == {"loss", "learning_rate", *DEV_CURVES}
 
 
 def test_publish_without_training_curves_is_an_error(tmp_path):

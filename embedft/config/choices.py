@@ -33,3 +33,6 @@ SYSTEMS: dict[str, str] = {
     "concatenated": "base and fine-tuned embeddings side by side (evaluate.concatenated)",
 }
 """The systems `evaluate` scores, in the order tables show them."""
+SYSTEM_LABELS: dict[str, str] = {"base": "base", "finetuned": "fine-tuned", "bm25": "BM25", "hybrid": "hybrid",
+                                 "concatenated": "concatenated"}
+"""How a chart names each system: the column headers of the plot files, which the legends show as they are."""

@@ -114,7 +114,7 @@ class RoundPaths:
 
     @property
     def train_plots(self) -> Path:
-        """The training curves (loss, learning rate, dev metrics), one dvclive TSV each."""
+        """The training curves: loss.tsv and learning_rate.tsv (dvclive's format) and dev.tsv (the dev metrics, one column each)."""
         return self.plots / "train"
 
     @property

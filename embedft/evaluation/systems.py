@@ -7,7 +7,7 @@ import logging
 
 import numpy as np
 
-from embedft.config import SYSTEMS, EvaluateParams
+from embedft.config import SYSTEM_LABELS, SYSTEMS, EvaluateParams
 from embedft.core import Document
 from embedft.encoding import StoredEmbeddings
 from embedft.evaluation.ir_metrics import mean_metrics, metric_deltas, per_query_metrics
@@ -74,10 +74,14 @@ def per_query_table(per_query: dict[str, dict[str, dict[str, float]]]) -> str:
 
 
 def recall_curve(qrels, runs: dict[str, Run], depth: int) -> str:
-    """CSV of mean Recall@k for each k up to the retrieval depth, one column per system (for `dvc plots`)."""
+    """CSV of mean Recall@k for each k up to the retrieval depth, one column per system (for `dvc plots`).
+
+    The columns are named as the chart's legend shows them (:data:`SYSTEM_LABELS`; other runs, such as an
+    earlier round, by their own name).
+    """
     ks = [k for k in RECALL_CURVE_KS if k <= depth]
     means = {name: mean_metrics(per_query_metrics(qrels, run, tuple(f"R@{k}" for k in ks))) for name, run in runs.items()}
-    lines = [",".join(["k", *runs])]
+    lines = [",".join(["k", *(SYSTEM_LABELS.get(name, name) for name in runs)])]
     lines += [",".join([str(k), *(f"{means[name][f'recall@{k}']:.6f}" for name in runs)]) for k in ks]
     return "\n".join(lines) + "\n"
 

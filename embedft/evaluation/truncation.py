@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from embedft.config import EvaluateParams, TruncateEvalParams
+from embedft.config import SYSTEM_LABELS, EvaluateParams, TruncateEvalParams
 from embedft.core import Qrels
 from embedft.encoding import StoredEmbeddings
 from embedft.evaluation.ir_metrics import mean_metrics, per_query_metrics
@@ -38,9 +38,12 @@ def truncation_grid(
 
 
 def plot_table(report: dict, settings: TruncateEvalParams, headline: str) -> str:
-    """CSV of the headline metric against dim, one column per (model, precision), for `dvc plots`."""
+    """CSV of the headline metric against dim, one column per (model, precision), for `dvc plots`.
+
+    The columns are named as the chart's legend shows them (``fine-tuned int8``), see :data:`SYSTEM_LABELS`.
+    """
     columns = [(model, precision) for model in ("base", "finetuned") for precision in settings.precisions]
-    lines = [",".join(["dim", *(f"{m}_{p}" for m, p in columns)])]
+    lines = [",".join(["dim", *(f"{SYSTEM_LABELS[m]} {p}" for m, p in columns)])]
     for dim in sorted(set(settings.dims)):
         lines.append(",".join([str(dim), *(f"{report[m][str(dim)][p][headline]:.6f}" for m, p in columns)]))
     return "\n".join(lines) + "\n"

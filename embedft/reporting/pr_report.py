@@ -2,8 +2,9 @@
 
 ``python -m embedft.reporting.pr_report --against main`` compares what is on disk with ``main`` *without retraining*: the
 verdict and headline metric of ``reports/evaluate.json`` on both sides, ``dvc metrics diff`` and ``dvc params
-diff`` as tables, the plot data side by side, and a warning when ``dvc status`` finds that params, code or
-tracked data changed after the metrics were produced (the committed numbers would then be stale).
+diff`` as tables per file, every chart of dvc.yaml as a Mermaid chart (which GitHub renders) and a table of both
+revisions (:mod:`embedft.reporting.plots`), and a warning when ``dvc status`` finds that params, code or tracked
+data changed after the metrics were produced (the committed numbers would then be stale).
 
 The same Markdown is what the pull-request workflow posts (.github/workflows/pr-report.yml); it starts with
 :data:`MARKER` so that the workflow finds and edits its own comment instead of adding a new one.
@@ -15,12 +16,13 @@ import argparse
 import json
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from embedft.config import SYSTEMS, load_params
+from embedft.config import SYSTEMS, Params, load_params
 from embedft.core import PipelineError, run_stage, write_text_atomic
 from embedft.core.artifacts import round_paths
+from embedft.reporting.plots import PlotData, change, chart_infos, declared_plots, number, plot_errors, plot_series, plots_section, table
 
 MARKER = "<!-- embedding-finetune-report -->"
 """First line of every report: a hidden HTML comment the PR workflow looks for to update its own comment."""
@@ -28,24 +30,16 @@ MARKER = "<!-- embedding-finetune-report -->"
 EVALUATE_FILE = round_paths(1).evaluate_report
 """The full evaluation report; revisions from before the metrics were slimmed down kept it as the metrics file."""
 OLD_EVALUATE_FILE = round_paths(1).evaluate_metrics
-MAX_TABLE_ROWS = 150
-"""Rows of one diff table before it is cut (a GitHub comment holds at most 65,536 characters)."""
-MAX_PLOT_COLUMNS = 8
-"""x values shown per plot; longer curves (the training loss) are sampled evenly, first and last kept."""
+MAX_PARAM_ROWS = 150
+"""Rows per file of the params diff before it is cut (a GitHub comment holds at most 65,536 characters). The metrics
+diff is never cut: metrics/ holds the few numbers a reviewer compares."""
+DETAILS_ROWS = 20
+"""A params diff longer than this is folded into a <details> block."""
+DVC_YAML = Path("dvc.yaml")
+"""The pipeline file whose top-level `plots:` lists the charts the report shows (relative to the project root)."""
 STALE_STATES = {"modified", "new"}
 """`dvc status` states that mean the committed results no longer match their inputs. "deleted" and
 "not in cache" only mean the data was not pulled (as in CI), which says nothing about the metrics."""
-
-
-@dataclass
-class PlotSeries:
-    """One line of one plot at one revision: y values by x value (both as DVC read them from the file)."""
-
-    plot: str
-    x_field: str
-    series: str
-    revision: str
-    points: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -59,7 +53,7 @@ class ReportInputs:
     evaluate_new: dict | None
     metrics_diff: dict
     params_diff: dict
-    plots: list[PlotSeries]
+    plots: PlotData
     stale: dict[str, list[str]]
     plots_url: str | None = None
 
@@ -94,39 +88,15 @@ def read_json_at(revision: str, path: Path) -> dict | None:
     return json.loads(result.stdout)
 
 
-def plot_series(plots_json: dict) -> list[PlotSeries]:
-    """The lines of every plot in ``dvc plots diff --json --split`` output.
-
-    Each data row carries its revision (``rev``) and x value; a plot with several y columns names the column
-    in ``field`` and puts the value in ``dvc_inferred_y_value``, a plot with one y column keeps its own name.
-    """
-    lines: dict[tuple[str, str, str], PlotSeries] = {}
-    for plot, renderers in plots_json.get("data", {}).items():
-        for renderer in renderers:
-            anchors = renderer.get("anchor_definitions", {})
-            x_field = renderer.get("content", {}).get("encoding", {}).get("x", {}).get("field")
-            y_label = anchors.get("<DVC_METRIC_Y_LABEL>")
-            for row in anchors.get("<DVC_METRIC_DATA>", []):
-                series, value = (row["field"], row.get("dvc_inferred_y_value")) if "field" in row else (y_label, row.get(y_label))
-                try:
-                    y = float(value)
-                except (TypeError, ValueError):  # a missing or non-numeric cell draws nothing in DVC's chart either
-                    continue
-                if x_field in row:
-                    key = (plot, series, row["rev"])
-                    lines.setdefault(key, PlotSeries(plot, x_field, series, row["rev"])).points[str(row[x_field])] = y
-    return list(lines.values())
-
-
 def stale_results(status: dict) -> dict[str, list[str]]:
     """Per stage, the inputs or outputs `dvc status` reports as changed since the stage last ran."""
     stale: dict[str, list[str]] = {}
     for stage, changes in status.items():
-        for change in changes if isinstance(changes, list) else []:
-            if not isinstance(change, dict):
+        for entry in changes if isinstance(changes, list) else []:
+            if not isinstance(entry, dict):
                 continue
             for kind in ("changed deps", "changed outs"):
-                for path, state in change.get(kind, {}).items():
+                for path, state in entry.get(kind, {}).items():
                     if isinstance(state, dict):  # a params file: {section or key: state}
                         stale.setdefault(stage, []).extend(f"{path}: {key} {s}" for key, s in state.items())
                     elif state in STALE_STATES:
@@ -134,60 +104,60 @@ def stale_results(status: dict) -> dict[str, list[str]]:
     return stale
 
 
+def headline_xs(params: Params) -> dict[str, list[str]]:
+    """x values every plot table and chart shows, by x column: the Recall cut-offs that `evaluate` reports (``k``
+    of the Recall@k curve) and the width you ship (``dim`` of nDCG by embedding width)."""
+    return {"k": [str(k) for k in params.evaluate.recall_at], "dim": [str(params.truncate_eval.chosen_dim)]}
+
+
+def collect_plots(against: str, params: Params) -> PlotData:
+    """`dvc plots diff` of both revisions, with the charts dvc.yaml declares and the x values always shown."""
+    diff = run_dvc_json(["plots", "diff", against, "--split"])
+    return PlotData(plot_series(diff), chart_infos(diff), declared_plots(DVC_YAML), plot_errors(diff), headline_xs(params))
+
+
 def collect(against: str, label: str, plots_url: str | None = None) -> ReportInputs:
     """Gather the report's inputs from git and DVC in the current directory (the project root)."""
     verify_revision(against)
+    params = load_params()
     return ReportInputs(
         against=against,
         label=label,
-        headline=load_params().evaluate.headline,
+        headline=params.evaluate.headline,
         evaluate_old=read_json_at(against, EVALUATE_FILE) or read_json_at(against, OLD_EVALUATE_FILE),
         evaluate_new=json.loads(EVALUATE_FILE.read_text(encoding="utf-8")) if EVALUATE_FILE.exists() else None,
         metrics_diff=run_dvc_json(["metrics", "diff", against]),
         params_diff=run_dvc_json(["params", "diff", against]),
-        plots=plot_series(run_dvc_json(["plots", "diff", against, "--split"])),
+        plots=collect_plots(against, params),
         stale=stale_results(run_dvc_json(["status"])),
         plots_url=plots_url,
     )
 
 
-def number(value: object) -> str:
-    """A metric or param for a table cell: 4 significant digits for floats, anything else as written."""
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+def diff_rows(diff: dict) -> dict[str, list[list[str]]]:
+    """A `dvc metrics diff` / `dvc params diff` result as rows (key, old, new, change), by file, both sorted."""
+    return {path: [[key, number(values.get("old")), number(values.get("new")), change(values.get("old"), values.get("new"))]
+                   for key, values in sorted(entries.items())]
+            for path, entries in sorted(diff.items()) if entries}
 
 
-def change(old: object, new: object) -> str:
-    """new − old with its sign when both are numbers (booleans are not), else an em dash."""
-    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (old, new))
-    if not numeric:
-        return "—"
-    return f"{new - old:+.4g}" if new != old else "0"
-
-
-def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A Markdown table; pipes inside cells are escaped."""
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-    return [line(header), "|" + "---|" * len(header), *map(line, rows)]
-
-
-def diff_section(title: str, command: str, diff: dict, kind: str, inputs: ReportInputs) -> list[str]:
-    """A `dvc metrics diff` / `dvc params diff` result as one table: file, key, old, new, change."""
-    rows = [[path, key, number(values.get("old")), number(values.get("new")), change(values.get("old"), values.get("new"))]
-            for path, entries in sorted(diff.items()) for key, values in sorted(entries.items())]
+def diff_section(title: str, command: str, diff: dict, kind: str, inputs: ReportInputs, max_rows: int | None = None) -> list[str]:
+    """A diff as one table per file (every file shown); with ``max_rows``, each file's table is cut there and the
+    whole is folded away when long."""
+    by_file = diff_rows(diff)
     lines = [f"### {title}", "", f"`{command} {inputs.against}`", ""]
-    if not rows:
+    if not by_file:
         return [*lines, f"No {kind.lower()}s changed.", ""]
-    shown = table(["file", kind, inputs.against, inputs.label, "change"], rows[:MAX_TABLE_ROWS])
-    if len(rows) > MAX_TABLE_ROWS:
-        shown.append(f"\n…and {len(rows) - MAX_TABLE_ROWS} more: run `{command} {inputs.against}` to see them all.")
-    if len(rows) > 20:
-        return [*lines, f"<details><summary>{len(rows)} {kind.lower()}s changed</summary>", "", *shown, "", "</details>", ""]
-    return [*lines, *shown, ""]
+    shown = []
+    for path, rows in by_file.items():
+        header = [kind.lower(), inputs.against, inputs.label, "change"]
+        shown += [f"**`{path}`**: {len(rows)} changed", "", *table(header, rows[:max_rows]), ""]
+        if max_rows is not None and len(rows) > max_rows:
+            shown += [f"…and {len(rows) - max_rows} more in `{path}`: run `{command} {inputs.against}` to see them all.", ""]
+    total = sum(map(len, by_file.values()))
+    if max_rows is not None and total > DETAILS_ROWS:
+        return [*lines, f"<details><summary>{total} {kind.lower()}s changed</summary>", "", *shown, "</details>", ""]
+    return [*lines, *shown]
 
 
 def describe_comparison(comparison: dict, headline: str, queries: object) -> str:
@@ -240,60 +210,14 @@ def stale_section(inputs: ReportInputs) -> list[str]:
     return [*lines, ""]
 
 
-def sampled(xs: list[str], keep: int) -> list[str]:
-    """At most ``keep`` of ``xs``, evenly spaced, first and last included."""
-    if len(xs) <= keep:
-        return xs
-    return [xs[round(i * (len(xs) - 1) / (keep - 1))] for i in range(keep)]
-
-
-def plots_section(inputs: ReportInputs) -> list[str]:
-    """Each plot as a small table: one row per line, one column per (sampled) x value, new value and change."""
-    lines = ["### Plots", ""]
-    if inputs.plots_url:
-        lines += [f"Interactive charts of both revisions (`dvc plots diff {inputs.against}`): {inputs.plots_url}", ""]
-    new_revision = next((s.revision for s in inputs.plots if s.revision != inputs.against), None)
-    by_plot: dict[str, list[PlotSeries]] = {}
-    for series in inputs.plots:
-        by_plot.setdefault(series.plot, []).append(series)
-    if not by_plot:
-        return [*lines, "No plot data.", ""]
-    for plot, all_series in by_plot.items():
-        new = {s.series: s.points for s in all_series if s.revision == new_revision}
-        old = {s.series: s.points for s in all_series if s.revision == inputs.against}
-        xs = sorted({x for points in (new or old).values() for x in points}, key=_numeric_first)
-        columns = sampled(xs, MAX_PLOT_COLUMNS)
-        rows, changed = [], False
-        for name in sorted(new or old):
-            cells = []
-            for x in columns:
-                before, after = old.get(name, {}).get(x), new.get(name, {}).get(x)
-                moved = before is not None and after is not None and before != after
-                changed |= moved or (before is None) != (after is None)
-                cells.append(f"{number(after)} ({change(before, after)})" if moved else number(after))
-            rows.append([name, *cells])
-        header = [f"{all_series[0].x_field} →", *columns]
-        caption = f"change from {inputs.against} in brackets" if changed else f"unchanged from {inputs.against}"
-        lines += [f"**{plot}**: {inputs.label} ({caption})", "", *table(header, rows), ""]
-    return lines
-
-
-def _numeric_first(value: str) -> tuple[int, float, str]:
-    """Sort key: numbers in numeric order, then anything else alphabetically."""
-    try:
-        return (0, float(value), "")
-    except ValueError:
-        return (1, 0.0, value)
-
-
 def render_report(inputs: ReportInputs) -> str:
     """The whole report as Markdown, starting with :data:`MARKER`."""
     lines = [MARKER, f"## Embedding fine-tuning: {inputs.label} vs {inputs.against}", ""]
     lines += verdict_section(inputs)
     lines += stale_section(inputs)
     lines += diff_section("Metrics", "dvc metrics diff", inputs.metrics_diff, "Metric", inputs)
-    lines += diff_section("Params", "dvc params diff", inputs.params_diff, "Param", inputs)
-    lines += plots_section(inputs)
+    lines += diff_section("Params", "dvc params diff", inputs.params_diff, "Param", inputs, MAX_PARAM_ROWS)
+    lines += plots_section(inputs.plots, inputs.against, inputs.label, inputs.plots_url)
     lines.append("<sub>Committed results compared, nothing retrained. Made by "
                  f"`python -m embedft.reporting.pr_report --against {inputs.against}`.</sub>")
     return "\n".join(lines) + "\n"

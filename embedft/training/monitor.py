@@ -28,10 +28,15 @@ DEV_METRICS = {"ndcg@10": "cosine_ndcg@10", "mrr@10": "cosine_mrr@10", "recall@1
 """Dev metrics reported in metrics/train.json -> the evaluator's key (after the ``dev_`` prefix)."""
 BEST_MODEL_METRIC = f"{DEV_NAME}_{DEV_METRICS['ndcg@10']}"
 """The trainer's `metric_for_best_model`: dev nDCG@10."""
+DEV_CURVE_LABELS = {"ndcg@10": "nDCG@10", "mrr@10": "MRR@10", "recall@10": "Recall@10"}
+"""The dev metrics drawn during training -> their column in ``plots/train/dev.tsv``, which the chart's legend shows."""
 TRAINING_CURVES = {"loss": "loss", "learning_rate": "learning_rate"}
-DEV_CURVES = {f"dev_{name.replace('@', '_at_')}": f"eval_{DEV_NAME}_{key}" for name, key in DEV_METRICS.items() if name != "map@100"}
+DEV_CURVES = {f"dev_{name.replace('@', '_at_')}": f"eval_{DEV_NAME}_{DEV_METRICS[name]}" for name in DEV_CURVE_LABELS}
 CURVES = {**TRAINING_CURVES, **DEV_CURVES}
-"""Curve file name (plots/train/<name>.tsv) -> the trainer log key it records."""
+"""Curve name (its scratch file ``<name>.tsv`` while training runs) -> the trainer log key it records."""
+DEV_FILE = "dev.tsv"
+DEV_COLUMNS = dict(zip(DEV_CURVES, DEV_CURVE_LABELS.values()))
+"""Dev curve name -> its column in :data:`DEV_FILE`."""
 
 
 @dataclass
@@ -119,7 +124,8 @@ class TrainingCurves(TrainerCallback):
 
     Each curve is written by dvclive's metric history writer (``dvclive.plots.Metric``, what ``Live.log_metric``
     uses) to ``<scratch>/metrics/<name>.tsv``, columns ``step`` and ``<name>``; :meth:`publish` then puts the
-    curves into the stage's output folder atomically. ``dvclive.Live`` itself is not used: it ties itself to
+    loss and learning rate as they are, and the three dev curves as one table, into the stage's output folder
+    atomically. ``dvclive.Live`` itself is not used: it ties itself to
     the DVC repository (experiments, ``dvc.yaml``, Studio), none of which a pipeline stage wants, and in a Git
     repository without commits it fails (dvclive 3.49: ``SCMError: Empty git repo``).
 
@@ -138,6 +144,7 @@ class TrainingCurves(TrainerCallback):
         self.curves = {name: Metric(name, str(self.scratch)) for name in CURVES}
 
     def path(self, name: str) -> Path:
+        """The scratch file of curve ``name`` (dvclive's layout: ``<scratch>/metrics/<name>.tsv``)."""
         return self.scratch / Metric.subfolder / f"{name}.tsv"
 
     def start(self, resumed_step: int) -> None:
@@ -168,21 +175,35 @@ class TrainingCurves(TrainerCallback):
         self.record(state.global_step, {name: logs[key] for name, key in CURVES.items() if logs and key in logs})
 
     def publish(self, destination: Path) -> list[Path]:
-        """Replace ``destination`` atomically with ``<curve>.tsv`` for each curve.
+        """Replace ``destination`` atomically with ``loss.tsv``, ``learning_rate.tsv`` and ``dev.tsv``.
 
-        The training curves must exist; a dev curve with no point (no dev split) is written as its header only,
-        so the folder always holds the same files.
+        ``dev.tsv`` has a ``step`` column and one column per :data:`DEV_COLUMNS`, so one chart reads one file;
+        without a dev split it is its header only, so the folder always holds the same files. The training
+        curves must exist.
         """
         missing = [str(self.path(name)) for name in TRAINING_CURVES if not self.path(name).is_file()]
         if missing:
             raise PipelineError(f"no training curve was logged to {', '.join(missing)}")
         with atomic_path(destination, is_dir=True) as out:
-            for name in CURVES:
-                if self.path(name).is_file():
-                    shutil.copyfile(self.path(name), out / f"{name}.tsv")
-                else:
-                    (out / f"{name}.tsv").write_text(f"step\t{name}\n", encoding="utf-8")
-        return [Path(destination) / f"{name}.tsv" for name in CURVES]
+            for name in TRAINING_CURVES:
+                shutil.copyfile(self.path(name), out / f"{name}.tsv")
+            (out / DEV_FILE).write_text(self.dev_table(), encoding="utf-8")
+        return [Path(destination) / name for name in (*(f"{curve}.tsv" for curve in TRAINING_CURVES), DEV_FILE)]
+
+    def dev_table(self) -> str:
+        """The dev curves side by side: one row per evaluated step, an empty cell where a curve has no point."""
+        columns = {name: self.points(name) for name in DEV_COLUMNS}
+        steps = sorted({step for points in columns.values() for step in points}, key=int)
+        lines = ["\t".join(["step", *DEV_COLUMNS.values()])]
+        lines += ["\t".join([step, *(columns[name].get(step, "") for name in DEV_COLUMNS)]) for step in steps]
+        return "\n".join(lines) + "\n"
+
+    def points(self, name: str) -> dict[str, str]:
+        """A scratch curve as step -> value, both as written (no point: an empty dict)."""
+        if not self.path(name).is_file():
+            return {}
+        rows = self.path(name).read_text(encoding="utf-8").splitlines()[1:]
+        return dict(row.split("\t")[:2] for row in rows if row)
 
 
 class EvaluateAtLastStep(TrainerCallback):
