@@ -175,14 +175,16 @@ def ordered_configs(runs: dict[str, dict]) -> list[str]:
 
 
 def sample_section(run: dict) -> list[str]:
-    """The shipped pipeline on the embedded sample: the repo's own metrics files and the timed `dvc repro`."""
+    """The shipped pipeline on the embedded sample: the repo's own reports and the timed `dvc repro` (its wall time,
+    peak memory and training throughput, from bench/results/sample_repro.json: run measurements are no metrics)."""
     evaluate = json.loads((ROOT / "reports" / "evaluate.json").read_text())
     train = json.loads((ROOT / "reports" / "train.json").read_text())
     c = evaluate["comparisons"]["finetuned_vs_base"]
     lines = ["## The embedded sample (stdlib docstrings)", "",
              f"`{run['command']}` on {machine_line(run)}: **{run['wall_s'] / 60:.1f} min** wall time for the whole "
              f"pipeline, peak memory {run['peak_rss_mb'] / 1024:.1f} GB (the train stage); training "
-             f"{training_rows(train):,} rows in {train['steps']} steps at {train['pairs_per_second']:.2f} pairs/s. "
+             f"{training_rows(train):,} rows in {train['steps']} steps"
+             + (f" at {run['train_pairs_per_second']:.2f} pairs/s" if "train_pairs_per_second" in run else "") + ". "
              f"{evaluate['test_queries']} test queries.", ""]
     lines += table(["system", *evaluate["base"]],
                    ([system, *(f"{evaluate[system][m]:.4f}" for m in evaluate["base"])]
