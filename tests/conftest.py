@@ -81,8 +81,9 @@ def tiny_dataset(tmp_path) -> Path:
 
 
 def snapshot_outputs(repo: Path) -> dict[str, bytes]:
-    """The bytes of every file the pipeline wrote (data/, metrics/, reports/, plots/, reviews/), by relative path."""
-    files = {}
+    """The bytes of every file the pipeline wrote (data/, metrics/, reports/, plots/, reviews/, dvc.lock), by
+    relative path."""
+    files = {"dvc.lock": (repo / "dvc.lock").read_bytes()}
     for folder in ("data", "metrics", "reports", "plots", "reviews"):
         for path in sorted((repo / folder).rglob("*")) if (repo / folder).exists() else []:
             relative = path.relative_to(repo).as_posix()

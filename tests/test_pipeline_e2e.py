@@ -195,14 +195,6 @@ def test_metrics_are_the_few_numbers_a_reviewer_compares(repo: Path) -> None:
     assert "logs/" in (TEMPLATE_ROOT / ".gitignore").read_text().split()
 
 
-def test_a_forced_rerun_of_the_same_inputs_changes_no_tracked_file(repo: Path) -> None:
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-q", "--allow-empty", "-m", "results"], repo)
-    run(["dvc", "repro", "--force"], repo)
-    assert json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout) == {}
-    assert run(["git", "status", "--porcelain"], repo).stdout == ""  # metrics, reports, plots, reviews, dvc.lock
-
-
 def test_machine_settings_rerun_nothing(repo: Path) -> None:
     """Device, batch sizes, chunk sizes and resuming describe the machine, not the result: a laptop's settings
     swapped for a workstation's (file and environment) leave every stage up to date."""
