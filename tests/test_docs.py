@@ -237,7 +237,8 @@ def test_readme_graph_is_the_pipeline() -> None:
 def run(command: str, cwd: Path) -> subprocess.CompletedProcess:
     """A shell command as a user types it, without .venv on PATH (make and the activate script must find it)."""
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if Path(p).resolve() != Path(sys.prefix, "bin").resolve())
-    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    # A user's shell has no parent make: CI's `make test` would otherwise hand its MAKELEVEL and flags down.
+    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "MAKELEVEL", "MAKEFLAGS", "MFLAGS"}}
     env.update(PATH=path, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid", GIT_COMMITTER_NAME="t",
                GIT_COMMITTER_EMAIL="t@example.invalid", DVC_NO_ANALYTICS="1")
     result = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True)
