@@ -13,27 +13,39 @@ from __future__ import annotations
 from pathlib import Path
 
 from embedft.config import IngestParams, load_params
-from embedft.core import Document, atomic_path, read_corpus, run_stage, write_corpus, write_json_atomic
+from embedft.core import DataFileError, Document, atomic_path, read_corpus, run_stage, write_corpus, write_json_atomic
 from embedft.core.artifacts import CORPUS_DIR, CORPUS_FILE, INGEST_REPORT
-from embedft.corpus import read_document_folder
+from embedft.corpus import length_outliers, read_document_folder
 
 
-def ingest_corpus(source: Path, settings: IngestParams) -> tuple[dict[str, Document], dict]:
-    """Read the corpus from a corpus.jsonl file or a folder of documents; returns it and the metrics."""
+def ingest_corpus(source: Path, settings: IngestParams, dataset_dir: Path | None = None) -> tuple[dict[str, Document], dict]:
+    """Read the corpus from a corpus.jsonl file or a folder of documents; returns it and the metrics.
+
+    Documents far longer than the rest are named in a warning and, when there are any, under ``length_outliers``
+    in the metrics. ``dataset_dir`` (``data.dir``): documents that links bring in from outside it are logged.
+    """
     if source.is_dir():
-        corpus, report = read_document_folder(source, settings)
-        if report.skipped:
-            kinds = ", ".join(f"{ext}: {n}" for ext, n in sorted(report.skipped.items()))
-            print(f"ingest: left out {sum(report.skipped.values())} files that are not documents ({kinds})")
-        return corpus, report.as_metrics(len(corpus))
-    corpus = read_corpus(source)
-    return corpus, {"documents": len(corpus)}
+        corpus, folder_report = read_document_folder(source, settings, dataset_dir)
+        if folder_report.skipped:
+            kinds = ", ".join(f"{ext}: {n}" for ext, n in sorted(folder_report.skipped.items()))
+            print(f"ingest: left out {sum(folder_report.skipped.values())} files that are not documents ({kinds})")
+        report = folder_report.as_metrics(len(corpus))
+    elif not source.exists() and not source.is_symlink():
+        raise DataFileError(source, "file not found (data.corpus names a corpus.jsonl file, or a folder of documents, inside data.dir)")
+    else:
+        corpus = read_corpus(source)
+        report = {"documents": len(corpus)}
+    outliers = length_outliers(corpus)
+    if outliers.documents:
+        print(f"ingest: warning: {outliers.describe()} (listed in {INGEST_REPORT})")
+        report["length_outliers"] = outliers.as_report()
+    return corpus, report
 
 
 def main() -> None:
     params = load_params()
     source = params.data.corpus_path
-    corpus, report = ingest_corpus(source, params.ingest)
+    corpus, report = ingest_corpus(source, params.ingest, Path(params.data.dir))
     with atomic_path(CORPUS_DIR, is_dir=True) as out:
         write_corpus(out / CORPUS_FILE.name, corpus)
     write_json_atomic(INGEST_REPORT, report)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 from embedft.config import DataParams, SplitParams, load_params
 from embedft.core import PipelineError, Qrels, atomic_path, read_corpus, read_qrels, read_queries, relevant, run_stage, write_split
@@ -34,28 +35,48 @@ def subset(qrels: Qrels, query_ids: list[str]) -> Qrels:
     return {q: qrels[q] for q in query_ids if q in qrels}
 
 
+def judged(path: Path, queries: dict[str, str], corpus_ids: set[str]) -> Qrels:
+    """The relevant judgements (grade above 0) of one qrels file; a file with none is an error, and queries left
+    with none are counted in a warning."""
+    qrels = read_qrels(path, queries, corpus_ids)
+    kept = relevant(qrels)
+    if not kept:
+        grades = sorted({grade for docs in qrels.values() for grade in docs.values()})
+        raise PipelineError(
+            f"{path}: no judgement has a score above 0 (scores found: {', '.join(map(str, grades[:5]))}"
+            f"{', ...' if len(grades) > 5 else ''}), so no query has a relevant document and the split would be empty. "
+            "A score of 1 or more marks a relevant document; 0 and below mark documents judged not relevant")
+    dropped = sorted(set(qrels) - set(kept))
+    if dropped:
+        print(f"split: warning: {len(dropped)} of the {len(qrels)} queries in {path} have no judgement above 0 and are "
+              f"left out, e.g. '{dropped[0]}'")
+    return kept
+
+
 def split_labelled(
     data: DataParams, split: SplitParams, seed: int, corpus_ids: set[str], queries: dict[str, str]
 ) -> dict[str, Qrels]:
     """Per-split qrels: from a qrels folder's train/dev/test.tsv as given, or a single qrels file cut by query.
 
     A folder without dev.tsv gets its dev split cut from train.tsv in the ratio of the dev and train fractions.
+    A query may be in one of the folder's files only.
     """
     qrels_path = data.qrels_path
     if qrels_path.is_dir():
         given = {
-            name: relevant(read_qrels(qrels_path / f"{name}.tsv", queries, corpus_ids))
+            name: judged(qrels_path / f"{name}.tsv", queries, corpus_ids)
             for name in SPLIT_NAMES
             if (qrels_path / f"{name}.tsv").exists()
         }
         if "test" not in given:
             raise PipelineError(f"{qrels_path}: a qrels folder needs test.tsv (and train.tsv, dev.tsv optionally)")
         train = given.get("train", {})
-        for other in ("train", "dev"):
-            overlap = set(given.get(other, {})) & set(given["test"])
+        for first, second in (("train", "test"), ("dev", "test"), ("train", "dev")):
+            overlap = set(given.get(first, {})) & set(given.get(second, {}))
             if overlap:
                 raise PipelineError(
-                    f"{qrels_path}: {len(overlap)} queries are in both {other}.tsv and test.tsv, e.g. '{min(overlap)}'"
+                    f"{qrels_path}: {len(overlap)} queries are in both {first}.tsv and {second}.tsv, e.g. '{min(overlap)}'; "
+                    "each query belongs to one split: remove it from one of the files"
                 )
         if "dev" not in given:
             share = split.dev_fraction / max(split.dev_fraction + split.train_fraction, 1e-9)
@@ -63,7 +84,13 @@ def split_labelled(
             ids = split_query_ids(list(train), cut, seed)
             given["train"], given["dev"] = subset(train, ids["train"]), subset(train, ids["dev"])
         return {name: given.get(name, {}) for name in SPLIT_NAMES}
-    qrels = relevant(read_qrels(qrels_path, queries, corpus_ids))
+    if split.test_fraction == 0:
+        # Checked here, not in the params model: a qrels folder brings its own test.tsv and ignores the fractions.
+        raise PipelineError(
+            f"params.yaml: split.test_fraction is 0, so none of the labelled queries in {qrels_path} would be held out "
+            "for the test split and evaluate could measure nothing: give it a share (the default is 0.3), or give "
+            "data.qrels as a folder with train.tsv, dev.tsv and test.tsv")
+    qrels = judged(qrels_path, queries, corpus_ids)
     ids = split_query_ids(list(qrels), split, seed)
     return {name: subset(qrels, ids[name]) for name in SPLIT_NAMES}
 
@@ -84,6 +111,9 @@ def main() -> None:
                   "split unjudged, so evaluate can report system agreement but no quality metric")
         else:
             print(f"split: no labelled queries in {data.dir} (no {data.queries} or {data.qrels}); writing empty splits")
+    elif not queries_path.exists():
+        raise PipelineError(f"{qrels_path} judges queries, but the queries file {queries_path} does not exist: add it, "
+                            "or set data.queries to the file that holds the queries' text")
     else:
         splits = split_labelled(data, params.split, params.base.seed, set(corpus), queries)
     with atomic_path(SPLIT_DIR, is_dir=True) as out:

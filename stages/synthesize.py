@@ -57,7 +57,12 @@ def main() -> None:
     write_json_atomic(SYNTHESIZE_REPORT, report)
     write_json_atomic(SYNTHESIZE_LOG, run)
     kept = ", ".join(f"{s} {c['kept']}/{c['in']}" for s, c in per_source.items() if c["in"])
-    print(f"synthesize: {len(pairs)} pairs (kept/in: {kept}); dropped {dict(sorted((r, n) for r, n in reasons.items()))}; "
+    llm = ""
+    if settings.llm.enabled:
+        unusable = source_counts["llm"]["unusable_replies"]
+        llm = (f"; LLM replies cached unusable: {unusable}"
+               + (" (synthesize.llm.retry_unusable: true requests them again)" if unusable else ""))
+    print(f"synthesize: {len(pairs)} pairs (kept/in: {kept}); dropped {dict(sorted((r, n) for r, n in reasons.items()))}{llm}; "
           f"review sample in {SYNTHESIZE_REVIEW}")
 
 

@@ -31,19 +31,18 @@ from embedft.training import (
     distributed,
     fine_tune,
     load_dev_set,
+    save_model,
     score_warning,
     split_run_measurements,
-    write_model_card,
 )
 
 
 def save_outputs(model: SentenceTransformer, report: dict, facts: CardFacts, curves: TrainingCurves, paths: RoundPaths) -> None:
-    """Write the model with its card, the curves, the metrics, the report and the run log, each atomically (main
-    process only)."""
+    """Write the model with its card (its files free of the environment's traces, see :func:`save_model`), the
+    curves, the metrics, the report and the run log, each atomically (main process only)."""
     facts.model_path = str(paths.model)
     with atomic_path(paths.model, is_dir=True) as out:
-        model.save(str(out), safe_serialization=True, create_model_card=False)
-        write_model_card(out, facts)
+        save_model(model, out, facts)
     curves.publish(paths.train_plots)
     metrics, kept, run = split_run_measurements(report)
     write_json_atomic(paths.train_metrics, metrics)

@@ -174,6 +174,7 @@ def test_folder_ids_come_from_paths_and_are_stable(tmp_path):
     assert corpus["notes.txt"].title == "" and corpus["notes.txt"].text.startswith("First sentence")
     assert report.as_metrics(len(corpus)) == {
         "documents": 4, "files": {"html": 1, "markdown": 2, "rst": 1, "text": 1}, "empty_files": 1, "chunked_files": 0, "skipped_files": 1,
+        "skipped_documents": {"empty.md": "no text"},
     }
     assert report.skipped == {".png": 1}
     again, _ = read_document_folder(folder, settings())

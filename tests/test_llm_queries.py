@@ -1,7 +1,9 @@
 """LLM query generation through the real `openai` client against a real chat-completions server on 127.0.0.1.
 
-Covers normal replies, 429 (Retry-After honoured) and 500 then success, a timeout, an unreadable reply, a run
-killed half-way and resumed from the cache, an unreachable endpoint, a refused key and a missing key.
+Covers normal replies, 429 (Retry-After honoured) and 500 then success, a timeout, an unreadable reply, an error
+object or a completion without choices under HTTP 200 (retried, never cached), empty and truncated completions
+(cached, counted, retried on request), a run killed half-way and resumed from the cache, an unreachable endpoint, a
+refused key and a missing key.
 Waits between retries are recorded instead of slept, so the tests do not wait.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -21,7 +24,21 @@ from pydantic import ValidationError
 
 from embedft.config import LlmParams, MachineSettings, load_params
 from embedft.core.errors import PipelineError
-from embedft.pairs.llm_queries import ReplyCache, llm_queries, parse_reply, prompt_hash, style_counts, user_template
+from embedft.pairs.llm_queries import (
+    RUN_COUNTS,
+    UNUSABLE_COUNTS,
+    CacheKey,
+    NotACompletion,
+    Reply,
+    ReplyCache,
+    completion_reply,
+    llm_queries,
+    parse_reply,
+    prompt_hash,
+    read_reply,
+    style_counts,
+    user_template,
+)
 from embedft.testing.chat_server import Action, ChatServer, closed_port_url
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
@@ -166,6 +183,138 @@ def test_reply_that_is_not_a_chat_completion_is_a_clear_error(key, tmp_path):
             run(server.url, tmp_path)
     finally:
         server.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("action", [Action(error="model not loaded"), Action(choices=False)], ids=["error-object", "no-choices"])
+def test_http_200_that_is_not_a_completion_is_retried_then_stops_and_is_never_cached(key, tmp_path, action):
+    broken = ChatServer(lambda n, p: action)
+    waits: list[float] = []
+    try:
+        with pytest.raises(PipelineError) as raised:
+            run(broken.url, tmp_path, passages={"doc0": PASSAGES["doc0"]}, waits=waits, max_retries=2, concurrency=1)
+    finally:
+        broken.close()
+    message = str(raised.value)
+    assert broken.url in message and "failed 3 times in a row" in message and "not a chat completion" in message
+    assert ("model not loaded" if action.error else "no choice with a message") in message
+    assert waits == [0.01, 0.02] and broken.requests == 3  # retried with the back-off, like a 5xx
+    assert len(ReplyCache(tmp_path / "cache.sqlite")) == 0  # nothing cached: the repaired endpoint is asked again
+    repaired = ChatServer()
+    try:
+        queries, counts = run(repaired.url, tmp_path, passages={"doc0": PASSAGES["doc0"]})
+    finally:
+        repaired.close()
+    assert list(queries) == ["doc0"] and repaired.requests == 1 and counts["cache_misses"] == 1
+
+
+@pytest.mark.slow
+def test_error_object_then_success_counts_the_errors_as_traffic(key, tmp_path):
+    echo = f"model not loaded (key {KEY})"
+    server = ChatServer(lambda n, p: Action(error=echo) if n < 2 else Action())
+    waits: list[float] = []
+    try:
+        queries, counts = run(server.url, tmp_path, passages={"doc0": PASSAGES["doc0"]}, waits=waits, concurrency=1)
+    finally:
+        server.close()
+    assert list(queries) == ["doc0"] and counts["error_replies"] == 2 and counts["retries"] == 2 and waits == [0.01, 0.02]
+    assert counts["unusable_replies"] == 0 and "error_replies" in RUN_COUNTS
+    assert len(ReplyCache(tmp_path / "cache.sqlite")) == 1
+
+
+@pytest.mark.slow
+def test_error_object_message_is_redacted_in_the_stop(key, tmp_path):
+    server = ChatServer(lambda n, p: Action(error=f"backend down; key was {KEY}"))
+    try:
+        with pytest.raises(PipelineError) as raised:
+            run(server.url, tmp_path, passages={"doc0": PASSAGES["doc0"]}, max_retries=1, concurrency=1)
+    finally:
+        server.close()
+    assert "backend down; key was ***" in str(raised.value) and KEY not in str(raised.value)
+
+
+UNUSABLE = {"doc1": Action(content=""), "doc2": Action(content='{"question": ["what does modu', finish_reason="length"),
+            "doc3": Action(content="Sorry, I cannot help with that.")}
+"""Chat completions that give no query: empty, truncated at max_tokens, unreadable."""
+
+
+@pytest.mark.slow
+def test_unusable_completions_are_cached_counted_and_retried_once_on_request(key, tmp_path):
+    repaired = threading.Event()
+    server = ChatServer(lambda n, passage: Action() if repaired.is_set() else
+                        next((a for d, a in UNUSABLE.items() if PASSAGES[d] == passage), Action()))
+    try:
+        queries, counts = run(server.url, tmp_path)
+        assert sorted(queries) == ["doc0", "doc4", "doc5"] and server.requests == 6
+        assert {k: counts[k] for k in UNUSABLE_COUNTS} == {"empty_replies": 1, "truncated_replies": 1, "unparseable_replies": 1}
+        assert counts["unusable_replies"] == 3 and counts["error_replies"] == 0
+        assert len(ReplyCache(tmp_path / "cache.sqlite")) == 6  # paid for: cached
+        _, counts = run(server.url, tmp_path)
+        assert counts["unusable_replies"] == 3 and counts["requests"] == 0 and server.requests == 6
+        # Still broken: retry_unusable asks once per passage, caches what comes back, and does not loop.
+        _, counts = run(server.url, tmp_path, retry_unusable=True)
+        assert server.requests == 9 and counts["unusable_retried"] == 3 and counts["unusable_replies"] == 3
+        assert counts["cache_hits"] == 3 and counts["cache_misses"] == 0
+        repaired.set()
+        queries, counts = run(server.url, tmp_path, retry_unusable=True)
+        assert sorted(queries) == sorted(PASSAGES) and server.requests == 12 and counts["unusable_replies"] == 0
+        _, counts = run(server.url, tmp_path)  # the new replies replaced the unusable ones
+        assert counts["requests"] == 0 and counts["unusable_replies"] == 0 and len(ReplyCache(tmp_path / "cache.sqlite")) == 6
+    finally:
+        server.close()
+    assert "unusable_retried" in RUN_COUNTS and not set(UNUSABLE_COUNTS) & set(RUN_COUNTS)
+
+
+def test_completion_reply_reads_completions_and_refuses_error_bodies():
+    usage = {"prompt_tokens": 7, "completion_tokens": 3}
+    choice = {"index": 0, "message": {"role": "assistant", "content": "text"}, "finish_reason": "length"}
+    assert completion_reply({"object": "chat.completion", "choices": [choice], "usage": usage}) == Reply("text", 7, 3, "length")
+    assert completion_reply({"choices": [{"message": {"content": None}}]}) == Reply("", 0, 0, "")
+    parts = {"choices": [{"message": {"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}}]}
+    assert completion_reply(parts).content == "ab"
+    refused = {
+        '{"object": "error", "message": "model not loaded", "code": 503}': "model not loaded",
+        '{"error": {"message": "boom", "code": 500}}': "boom",
+        '{"error": "overloaded", "choices": [{"message": {"content": "x"}}]}': "overloaded",
+        '{"detail": "Not Found"}': "Not Found",
+        '{"id": "c", "object": "chat.completion", "usage": {"prompt_tokens": 1}}': "no choice with a message",
+        '{"choices": []}': "no choice with a message",
+        '{"choices": [{"index": 0, "message": null}]}': "no choice with a message",
+        '[1, 2]': "a JSON list instead of an object",
+        'null': "a JSON NoneType instead of an object",
+    }
+    for body, said in refused.items():
+        with pytest.raises(NotACompletion, match=said):
+            completion_reply(json.loads(body))
+
+
+def test_read_reply_says_why_a_completion_gives_no_query():
+    counts = {"question": 1}
+    assert read_reply(Reply('{"question": ["a b"]}', 1, 1, "length"), counts) == ([("question", "a b")], None)
+    assert read_reply(Reply("  ", 1, 0, "stop"), counts) == (None, "empty_replies")
+    assert read_reply(Reply("", 1, 512, "length"), counts) == (None, "truncated_replies")
+    assert read_reply(Reply('{"question": ["cut', 1, 512, "length"), counts) == (None, "truncated_replies")
+    assert read_reply(Reply("no json", 1, 5, "stop"), counts) == (None, "unparseable_replies")
+
+
+def test_cache_written_before_the_finish_reason_was_kept_still_opens(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE replies (model TEXT NOT NULL, prompt_hash TEXT NOT NULL, passage_hash TEXT NOT NULL, "
+                    "content TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, "
+                    "created REAL NOT NULL, PRIMARY KEY (model, prompt_hash, passage_hash))")
+        old.execute("INSERT INTO replies VALUES ('m', 'p', 'a', 'old reply', 5, 6, 0)")
+    old.close()
+    cache = ReplyCache(path)
+    try:
+        assert cache.get(CacheKey("m", "p", "a")) == Reply("old reply", 5, 6, "")
+        cache.put(CacheKey("m", "p", "b"), Reply("new", 1, 2, "length"))
+        assert cache.get(CacheKey("m", "p", "b")) == Reply("new", 1, 2, "length") and len(cache) == 2
+    finally:
+        cache.close()
+    reopened = ReplyCache(path)
+    assert len(reopened) == 2
+    reopened.close()
 
 
 DRIVER = """

@@ -258,7 +258,8 @@ def test_cross_encoder_scores_go_to_the_scored_file(project: Path, tiny_cross_en
 
 def test_a_missing_cross_encoder_is_named(project: Path) -> None:
     set_mine_params(project, cross_encoder="./no/such/cross-encoder")
-    with pytest.raises(PipelineError, match=r"mine_negatives.cross_encoder: path './no/such/cross-encoder' does not exist"):
+    with pytest.raises(PipelineError,
+                       match=r"params.yaml mine_negatives.cross_encoder: model path './no/such/cross-encoder' does not exist"):
         mine_negatives.main([])
 
 

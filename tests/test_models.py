@@ -78,7 +78,7 @@ def test_load_model_missing_relative_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(PipelineError) as caught:
         load_model("./nope", "cpu")
-    assert str(caught.value) == "params.yaml base.model: model path './nope' does not exist"
+    assert str(caught.value) == f"params.yaml base.model: model path './nope' does not exist (looked in {tmp_path})"
 
 
 def test_load_model_missing_absolute_path(tmp_path):

@@ -20,9 +20,18 @@ from embedft.config.params import SynthesizeParams
 from embedft.core.errors import PipelineError
 from embedft.core.rows import Document, Pair
 from embedft.pairs.filters import DROP_REASONS, Dropped, held_out_index
+from embedft.pairs.llm_queries import LlmReport
 from embedft.pairs.review import review_markdown, spread_sample
-from embedft.pairs.synthesis import generation_passages, labelled_pairs, query_pairs, synthesize_pairs
-from embedft.testing.chat_server import ChatServer
+from embedft.pairs.synthesis import (
+    LOCAL_COUNT_KEYS,
+    describe_unusable,
+    generation_passages,
+    labelled_pairs,
+    query_pairs,
+    split_run_counts,
+    synthesize_pairs,
+)
+from embedft.testing.chat_server import Action, ChatServer
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 LONG = "This positive passage is comfortably longer than the fifty character minimum."
@@ -140,6 +149,20 @@ def test_review_markdown():
     assert "61 pairs kept, 30 dropped" in text
 
 
+def test_unusable_llm_replies_are_results_and_endpoint_errors_are_traffic():
+    llm = {**LlmReport().counts, "passages": 6, "error_replies": 2, "unusable_retried": 1, "empty_replies": 1,
+           "truncated_replies": 2, "unusable_replies": 3}
+    report, run = split_run_counts({"search_log": {}, "llm": llm, "generated": dict.fromkeys(LOCAL_COUNT_KEYS, 0)})
+    assert run["llm"]["error_replies"] == 2 and run["llm"]["unusable_retried"] == 1
+    assert {key: report["llm"][key] for key in ("unusable_replies", "empty_replies", "truncated_replies", "unparseable_replies")} \
+        == {"unusable_replies": 3, "empty_replies": 1, "truncated_replies": 2, "unparseable_replies": 0}
+    assert not {"error_replies", "unusable_retried"} & set(report["llm"])
+    warning = describe_unusable(llm)
+    assert warning.startswith("3 cached LLM replies gave no queries (1 empty, 2 cut off at synthesize.llm.max_tokens)")
+    assert "synthesize.llm.retry_unusable: true" in warning
+    assert describe_unusable(LlmReport().counts) == ""
+
+
 # --- the stage itself, on a tiny project -------------------------------------------------------------------------
 
 
@@ -254,6 +277,38 @@ def test_stage_with_every_source(project, monkeypatch, capsys, caplog):
     assert json.loads(first["log.json"])["llm"]["cache_hits"] == 0 and json.loads(second["log.json"])["llm"]["cache_hits"] == 5
     for content in [*first.values(), *second.values(), printed.out.encode(), printed.err.encode()]:
         assert KEY.encode() not in content
+
+
+@pytest.mark.slow
+def test_stage_reports_unusable_llm_replies_and_retries_them_on_request(project, monkeypatch, capsys, caplog):
+    from stages import synthesize
+
+    # The first two replies are chat completions that give no query: one empty, one cut off at max_tokens.
+    server = ChatServer(lambda n, p: Action(content="") if n == 0 else Action(content='{"question": ["cut', finish_reason="length")
+                        if n == 1 else Action())
+    monkeypatch.setenv("STAGE_TEST_KEY", KEY)
+    llm = {"enabled": True, "base_url": server.url, "model": "test-model", "api_key_env": "STAGE_TEST_KEY", "max_passages": 5,
+           "cache": ".cache/llm.sqlite"}
+    update_params(project, {"llm": llm})
+    try:
+        synthesize.main()
+        first, printed = outputs(project), capsys.readouterr().out
+        update_params(project, {"llm": {**llm, "retry_unusable": True}})
+        synthesize.main()
+        second, printed_again = outputs(project), capsys.readouterr().out
+    finally:
+        server.close()
+    report, log = json.loads(first["synthesize.json"])["llm"], json.loads(first["log.json"])["llm"]
+    assert {key: report[key] for key in ("passages", "unusable_replies", "empty_replies", "truncated_replies", "unparseable_replies")} \
+        == {"passages": 5, "unusable_replies": 2, "empty_replies": 1, "truncated_replies": 1, "unparseable_replies": 0}
+    assert report["queries"] == 9 and log["error_replies"] == 0 and log["unusable_retried"] == 0 and "error_replies" not in report
+    assert "LLM replies cached unusable: 2 (synthesize.llm.retry_unusable: true requests them again)" in printed
+    assert "2 cached LLM replies gave no queries (1 empty, 1 cut off at synthesize.llm.max_tokens)" in caplog.text
+    # retry_unusable: only the two unusable passages are asked again, and their new replies are used.
+    report, log = json.loads(second["synthesize.json"])["llm"], json.loads(second["log.json"])["llm"]
+    assert server.requests == 7 and log["unusable_retried"] == 2 and log["cache_hits"] == 3 and log["requests"] == 2
+    assert report["unusable_replies"] == 0 and report["queries"] == 15
+    assert "LLM replies cached unusable: 0;" in printed_again
 
 
 def run_stage_process(project: Path, env: dict) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ import torch
 import yaml
 from conftest import TINY_DOCS
 from sentence_transformers.sentence_transformer import losses
-from train_fixtures import mined_rows, scored_rows, write_jsonl, write_project
+from train_fixtures import DOC_TEXTS, mined_rows, scored_rows, write_jsonl, write_project
 
 from embedft.config import MachineSettings
 from embedft.config.params import BaseParams, LoraParams, TrainParams, load_params
@@ -20,7 +20,7 @@ from embedft.core.stage_files import read_negatives, read_scored
 from embedft.encoding.models import is_out_of_memory, load_model
 from embedft.training.arguments import choose_precision, out_of_memory_message, prompts_for
 from embedft.training.checkpoints import last_complete_checkpoint, prepare_folder, resume_point, run_fingerprint
-from embedft.training.data import Example, build_training_set, check_settings, group_by_negative_count
+from embedft.training.data import Example, build_training_set, check_settings, drop_groups_below, group_by_negative_count
 from embedft.training.losses import build_loss, matryoshka_schedule
 from embedft.training.model_card import CardFacts, card_with_test_metrics, non_default_params, render_model_card
 from embedft.training.monitor import CURVES, DEV_COLUMNS, DEV_CURVES, TrainingCurves, load_dev_set
@@ -115,6 +115,45 @@ def test_groups_by_negative_count_and_merges_small_groups_down():
     # Merging cascades; the smallest count cannot merge further down and stays, however small.
     assert {k: len(v) for k, v in group_by_negative_count(examples, min_group_size=8).items()} == {0: 12}
     assert {k: len(v) for k, v in group_by_negative_count(examples, min_group_size=13).items()} == {0: 12}
+
+
+def test_a_lone_row_too_few_for_in_batch_negatives_is_dropped_and_counted(tmp_path, caplog):
+    from transformers import TrainerState
+
+    from embedft.training.run_report import run_report
+
+    # 8 rows with a negative, and one without: nothing smaller to join, and alone it would be a batch of one row
+    # whose MultipleNegativesRankingLoss is 0 (its positive is its only candidate) while the step still counts.
+    lone = {"anchor": "a query the miner found no negative for", "positive": DOC_TEXTS[0], "source": "labelled"}
+    write_jsonl(tmp_path / "negatives.jsonl", [*mined_rows(8, negatives=(1,)), lone])
+    caplog.set_level("WARNING", logger="embedft")
+    training = build_training_set(TrainParams(batch_size=4), tmp_path, min_group_size=4)
+    assert sorted(training.datasets) == ["negatives_1"] and training.negatives_per_example == {"1": 8}
+    assert training.dropped_examples == 1 and training.examples == training.pairs == 8
+    assert training.pairs_by_source == {"labelled": 4, "title": 4}  # the dropped row is not counted as used
+    assert "1 training example(s)" in caplog.text and "with 0 negative(s) left out" in caplog.text
+    report = run_report(training, TrainerState(global_step=2, epoch=1.0), TrainParams(batch_size=4), device="cpu",
+                        world_size=1, resumed_step=0, training_loss=1.5, stopped_early=False, seconds=1.0,
+                        eval_seconds=0.0, dev=None)
+    assert report["dropped_examples"] == 1 and report["examples"] == 8
+
+    # Two such rows make a batch with in-batch negatives: kept. A loss without in-batch negatives keeps a lone row.
+    write_jsonl(tmp_path / "negatives.jsonl", [*mined_rows(8, negatives=(1,)), lone, {**lone, "positive": DOC_TEXTS[1]}])
+    assert build_training_set(TrainParams(batch_size=4), tmp_path, 4).negatives_per_example == {"0": 2, "1": 8}
+    write_jsonl(tmp_path / SCORED_FILE, [*scored_rows(8), {**scored_rows(1)[0], "negatives": ["n"], "negative_scores": [0.2]}])
+    margins = build_training_set(TrainParams(loss="MarginMSELoss", batch_size=4), tmp_path, 4)
+    assert margins.negatives_per_example == {"1": 1, "2": 8} and margins.dropped_examples == 0
+
+
+def test_drop_groups_below_and_a_single_example_is_an_error(tmp_path):
+    groups = {0: [Example("a", "p")], 2: [Example("b", "q", ("n", "m"))] * 4}
+    kept, dropped = drop_groups_below(groups, min_rows=2)
+    assert list(kept) == [2] and dropped == [Example("a", "p")]
+    assert drop_groups_below(groups, min_rows=1) == (groups, [])
+    write_jsonl(tmp_path / "negatives.jsonl", mined_rows(1))
+    with pytest.raises(PipelineError, match=r"negatives.jsonl: only 1 training example, but params.yaml: train.loss "
+                                            r"MultipleNegativesRankingLoss needs at least 2 in a batch"):
+        build_training_set(TrainParams(), tmp_path, min_group_size=4)
 
 
 def test_contrastive_losses_consume_every_mined_negative(tmp_path):
@@ -374,6 +413,41 @@ def test_card_with_test_metrics_fills_the_test_section():
     with pytest.raises(ValueError, match="no '## Test metrics' section"):
         card_with_test_metrics("# a card\n", finetuned)
 
+
+
+def test_mean_training_loss_counts_the_steps_before_the_resumed_checkpoint():
+    from embedft.training.run_report import mean_training_loss
+
+    # Logged at steps 1, 4, 6 (the checkpoint) and 8: each loss is the mean since the previous log.
+    history = [{"loss": 4.0, "step": 1}, {"loss": 3.0, "step": 4}, {"eval_dev_cosine_ndcg@10": 0.5, "step": 4},
+               {"loss": 2.0, "step": 6}, {"loss": 1.0, "step": 8}, {"train_loss": 1.5, "step": 10}]
+    # Resumed at 6: steps 1..6 from the history (4 + 3*3 + 2*2), steps 7..10 from the trainer's mean of them.
+    assert mean_training_loss(history, 6, 10, 1.5) == pytest.approx((4 + 9 + 4 + 1.5 * 4) / 10)
+    assert mean_training_loss(history, 0, 10, 1.5) == 1.5  # not resumed: the trainer's mean is the whole run's
+    # A checkpoint's history that stops before it (an older run's): the mean over the steps whose loss is known.
+    assert mean_training_loss(history[:2], 6, 10, 1.5) == pytest.approx((4 + 9 + 1.5 * 4) / 8)
+
+
+def test_the_loss_is_logged_at_every_checkpoint():
+    from transformers import TrainerControl
+
+    from embedft.training.monitor import LogAtCheckpoints
+
+    callback = LogAtCheckpoints()
+    assert callback.on_step_end(None, None, TrainerControl(should_save=True)).should_log
+    assert not callback.on_step_end(None, None, TrainerControl()).should_log
+
+
+def test_saved_files_lose_the_environments_traces(tmp_path):
+    from embedft.training.saving import normalise_saved_files
+
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"local_files_only": True, "is_local": True, "cls_token": "[CLS]"}))
+    versions = {"pytorch": "2.5.1+cu124", "sentence_transformers": "6.2.0", "transformers": "5.23.0"}
+    (tmp_path / "config_sentence_transformers.json").write_text(json.dumps({"__version__": versions, "prompts": {"query": "é"}}))
+    normalise_saved_files(tmp_path)
+    assert (tmp_path / "tokenizer_config.json").read_text() == '{\n  "cls_token": "[CLS]"\n}\n'
+    config = json.loads((tmp_path / "config_sentence_transformers.json").read_text())
+    assert config == {"__version__": {**versions, "pytorch": "2.5.1"}, "prompts": {"query": "é"}}
 
 
 def test_aligned_sampler_keeps_processes_on_one_group_per_step():

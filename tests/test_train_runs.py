@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -202,8 +203,17 @@ stage.run_stage(lambda: stage.main([]))
 """
 
 
+def outputs_of_the_run() -> dict[str, bytes]:
+    """The bytes of the train stage's outputs in the current folder, but the run log (seconds differ)."""
+    folders = [Path("models/finetuned"), Path("plots/train")]
+    files = [path for folder in folders for path in sorted(folder.rglob("*")) if path.is_file()]
+    return {path.as_posix(): path.read_bytes() for path in [*files, Path("metrics/train.json"), Path("reports/train.json")]}
+
+
 def test_killed_run_resumes_to_the_same_model(tiny_model_path, tmp_path, monkeypatch, caplog):
-    project = write_project(tmp_path / "project", tiny_model_path, train={"early_stopping_patience": 0, "epochs": 2, "eval_steps": 6})
+    # Logged at steps 1, 4, 8 and 12, checkpointed at 6 and 12: the kill at 6 falls between two logs.
+    project = write_project(tmp_path / "project", tiny_model_path,
+                            train={"early_stopping_patience": 0, "epochs": 2, "eval_steps": 6, "logging_steps": 4})
     killed = subprocess.run([sys.executable, "-c", KILL_AT_SAVE, "6"], cwd=project, env=stage_env(), capture_output=True, text=True)
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert not (project / "models").exists() and not (project / "metrics").exists()  # nothing half-written
@@ -216,13 +226,40 @@ def test_killed_run_resumes_to_the_same_model(tiny_model_path, tmp_path, monkeyp
     assert json.loads(Path("logs/train.json").read_text())["resumed_from_step"] == 6
     report = json.loads(Path("reports/train.json").read_text())
     assert report["steps"] == 6 * 2 and "resumed_from_step" not in report
-    resumed = Path("models/finetuned/model.safetensors").read_bytes()
+    resumed = outputs_of_the_run()
     assert SentenceTransformer("models/finetuned", device="cpu").encode(["x"]).shape == (1, 64)
-    assert [int(line.split("\t")[0]) for line in Path("plots/train/loss.tsv").read_text().splitlines()[1:]] == list(range(1, 13))
+    # The loss is logged at the checkpoint too, so the resumed run knows the loss of every step before it.
+    assert [int(line.split("\t")[0]) for line in Path("plots/train/loss.tsv").read_text().splitlines()[1:]] == [1, 4, 6, 8, 12]
 
-    # The same run without the interruption gives the same weights.
+    # The same run without the interruption gives the same weights, the same train_loss (the mean over all 12
+    # steps, not over the 6 after resuming) and every other output the same, byte for byte.
     stages.train.main([])
-    assert Path("models/finetuned/model.safetensors").read_bytes() == resumed
+    assert json.loads(Path("logs/train.json").read_text())["resumed_from_step"] == 0
+    assert json.loads(Path("reports/train.json").read_text())["train_loss"] == report["train_loss"]
+    assert outputs_of_the_run() == resumed
+
+
+def model_file_hashes(folder: Path) -> dict[str, str]:
+    return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_the_saved_model_does_not_depend_on_the_environment(tiny_model_path, tmp_path):
+    hashes = {}
+    for offline in (True, False):
+        project = write_project(tmp_path / f"offline_{offline}", tiny_model_path, train={"max_steps": 2})
+        env = stage_env()
+        if not offline:  # HF_HUB_OFFLINE made the tokenizer record "local_files_only": true
+            for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+                env.pop(name)
+        result = subprocess.run([sys.executable, "-m", "stages.train"], cwd=project, env=env, capture_output=True, text=True,
+                                timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        hashes[offline] = model_file_hashes(project / "models" / "finetuned")
+        config = json.loads((project / "models" / "finetuned" / "tokenizer_config.json").read_text())
+        assert "local_files_only" not in config and "is_local" not in config
+    assert {"model.safetensors", "tokenizer_config.json", "config_sentence_transformers.json", "README.md"} <= set(hashes[True])
+    assert hashes[True] == hashes[False]
 
 
 def test_two_processes_with_torchrun(tiny_model_path, tmp_path):

@@ -17,11 +17,12 @@ the file or the variable.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from embedft.config.validation import Section, read_yaml_mapping, validate
 from embedft.core import PipelineError
@@ -29,6 +30,8 @@ from embedft.core import PipelineError
 MACHINE_FILE = Path("machine.yaml")
 MACHINE_FILE_VARIABLE = "EMBEDFT_MACHINE_FILE"
 ENV_PREFIX = "EMBEDFT_"
+DEVICE = re.compile(r"auto|cpu|mps|(cuda|xpu|npu|hpu)(:\d+)?")
+"""The device strings `device` accepts: 'auto', or a torch device type, with an index where it takes one."""
 
 
 class MachineSettings(Section):
@@ -68,6 +71,13 @@ class MachineSettings(Section):
     llm_backoff_max_seconds: float = Field(
         60.0, ge=0.0, description="synthesize.llm: longest wait before a retry. A 429 whose Retry-After asks for longer stops the stage."
     )
+
+    @field_validator("device")
+    @classmethod
+    def device_is_a_torch_device(cls, value: str) -> str:
+        if not DEVICE.fullmatch(value.strip()):
+            raise ValueError("expected auto, cpu, mps, or cuda / xpu / npu / hpu with an optional index such as cuda:1")
+        return value.strip()
 
 
 def machine_file(environment: dict[str, str] | None = None) -> Path:

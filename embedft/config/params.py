@@ -25,7 +25,8 @@ DEFAULT_PARAMS_PATH = Path("params.yaml")
 class BaseParams(Section):
     """Settings shared by every stage that touches a model."""
 
-    seed: int = Field(42, description="Seed for every random choice: splits, sampling, training.")
+    seed: int = Field(42, ge=0, le=2**32 - 1,
+                      description="Seed for every random choice: splits, sampling, training (0 to 2**32 - 1, numpy's range).")
     model: str = Field(
         "sentence-transformers/all-MiniLM-L6-v2",
         description="Base model: a sentence-transformers name or a local path.",
@@ -182,6 +183,11 @@ class LlmParams(Section):
         ".cache/llm_queries.sqlite",
         description="SQLite file of every reply, keyed by (model, prompt template, passage hash); outside DVC's outputs, "
         "so a re-run or a resumed run never pays for a passage twice.",
+    )
+    retry_unusable: bool = Field(
+        False, description="Request again (once per run, paid again) the passages whose cached reply was empty, cut off at "
+        "max_tokens or held no readable queries, replacing those replies in the cache; false keeps them (they were paid "
+        "for) and skips their passages. The stage's summary says how many there are.",
     )
     system_prompt: str = Field(DEFAULT_LLM_SYSTEM_PROMPT, description="The system message.")
     prompt_template: str = Field(

@@ -11,7 +11,7 @@ import errno
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,10 @@ from embedft.core.errors import PipelineError
 
 STORAGE_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 """Write errors that mean the disk (or quota, or file-size limit) is full, not a bug."""
+
+before_replace: Callable[[Path, Path], None] | None = None
+"""Called with (temporary, final) when the temporary is complete, just before it replaces ``final``. None in the
+pipeline; the tests set it to kill the process inside the rename window, which no real kill hits reliably."""
 
 
 def _process_is_running(pid: int) -> bool:
@@ -73,7 +77,10 @@ def atomic_path(final: Path | str, is_dir: bool = False) -> Iterator[Path]:
         temporary.mkdir()
     try:
         yield temporary
-        _remove(final)
+        if before_replace is not None:
+            before_replace(temporary, final)
+        if temporary.is_dir() or final.is_dir():
+            _remove(final)  # os.replace cannot replace a folder; a file it replaces in one step, keeping the old until then
         os.replace(temporary, final)  # inside the try: a signal during the swap must still clean up
     except OSError as error:
         _remove(temporary)

@@ -9,6 +9,36 @@ from typing import Any
 
 from embedft.core.errors import DataFileError
 
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in row:
+            raise _DuplicateKey(key)
+        row[key] = value
+    return row
+
+
+def parse_json_line(line: str) -> tuple[Any, str]:
+    """One line of a JSON-lines file as (value, problem): ``problem`` is '' when the line is valid JSON, else why
+    not. A key that appears twice in one object is a problem (``json`` would silently keep the last value)."""
+    try:
+        return json.loads(line, object_pairs_hook=_unique_keys), ""
+    except _DuplicateKey as duplicate:
+        return None, f"duplicate key '{duplicate.key}' in one JSON object (keep one)"
+    except json.JSONDecodeError as error:
+        return None, f"malformed JSON: {error.msg} (column {error.colno})"
+    except RecursionError:
+        return None, "malformed JSON: nested too deeply"
+
 
 def read_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield (line number, line) of a UTF-8 text file, tolerating a BOM and CRLF endings.
@@ -22,12 +52,15 @@ def read_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise DataFileError(path, "file not found") from None
     except IsADirectoryError:
         raise DataFileError(path, "expected a file, found a folder") from None
+    if raw.startswith(UTF16_BOMS):
+        raise DataFileError(path, "the file is UTF-16 (it starts with a UTF-16 byte-order mark): save it as UTF-8", 1)
     raw = raw.removeprefix(b"\xef\xbb\xbf")
     for number, line in enumerate(raw.split(b"\n"), start=1):
         try:
             yield number, line.decode("utf-8").rstrip("\r")
         except UnicodeDecodeError as error:
-            raise DataFileError(path, f"not valid UTF-8 ({error.reason} at byte {error.start})", number) from None
+            raise DataFileError(path, f"not valid UTF-8 ({error.reason} at byte {error.start} of the line): save the file "
+                                "as UTF-8", number) from None
 
 
 def read_jsonl(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> list[tuple[int, dict]]:
@@ -45,10 +78,12 @@ def read_jsonl(path: Path, required: tuple[str, ...], optional: tuple[str, ...] 
     for number, line in read_lines(path):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataFileError(path, f"malformed JSON: {error.msg} (column {error.colno})", number) from None
+        row, problem = parse_json_line(line)
+        if problem:
+            if number == 1 and line.strip() in ("{", "["):
+                problem = ("expected one JSON object per line (JSON lines), but the file looks like a single JSON document "
+                           "spread over several lines: write each row as one line")
+            raise DataFileError(path, problem, number)
         if not isinstance(row, dict):
             raise DataFileError(path, f"expected a JSON object, got {type(row).__name__}", number)
         for field in required:

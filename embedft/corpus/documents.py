@@ -10,7 +10,9 @@ passages has ids ``guide/install.md#1`` .. ``#n``. The same file and params alwa
 
 from __future__ import annotations
 
+import logging
 import re
+import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,19 @@ FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<yaml>.*?)\n---[ \t]*(\n|\Z)", re.DO
 FRONT_MATTER_TITLE = re.compile(r"^title:\s*(?P<title>.+?)\s*$", re.MULTILINE)
 WORD = re.compile(r"\S+")
 CHUNK_ID = re.compile(r"^(?P<path>.+)#(?P<number>[1-9][0-9]*)$")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+"""Control characters (C0 and C1) other than tab, line breaks and form feed."""
+TEXT_SPACE = re.compile(r"[ \t\n\r\x0c]")
+CONTROL_SHARE = 0.25
+"""A file whose non-space characters are more than this share control characters is not text (a UTF-16 file read
+as UTF-8 has a NUL after every letter: half of them)."""
+OUTLIER_RATIO = 100
+"""A document is a length outlier when it is this many times longer than the median document..."""
+OUTLIER_MIN_CHARACTERS = 10_000
+"""... and at least this long (so a corpus of one-line documents does not flag a paragraph)."""
+OUTLIERS_LISTED = 20
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,15 +53,49 @@ class FolderReport:
     empty_files: int = 0
     chunked_files: int = 0
     """Files cut into more than one passage."""
+    skipped_documents: dict[str, str] = field(default_factory=dict)
+    """Document files (and links) that gave no passage, by path in the folder, with the reason."""
 
-    def as_metrics(self, documents: int) -> dict[str, int | dict[str, int]]:
-        return {
+    def as_metrics(self, documents: int) -> dict[str, int | dict[str, int] | dict[str, str]]:
+        metrics: dict[str, int | dict[str, int] | dict[str, str]] = {
             "documents": documents,
             "files": dict(sorted(self.files.items())),
             "empty_files": self.empty_files,
             "chunked_files": self.chunked_files,
             "skipped_files": sum(self.skipped.values()),
         }
+        if self.skipped_documents:
+            metrics["skipped_documents"] = dict(sorted(self.skipped_documents.items()))
+        return metrics
+
+
+@dataclass(frozen=True)
+class LengthOutliers:
+    """Documents far longer than the rest (they dominate BM25's average length and are cut by the model's window)."""
+
+    median_characters: float
+    threshold_characters: int
+    documents: dict[str, int]
+    """Outlier id -> length in characters, longest first."""
+
+    def as_report(self) -> dict:
+        return {
+            "count": len(self.documents),
+            "median_characters": round(self.median_characters),
+            "threshold_characters": self.threshold_characters,
+            "longest": dict(list(self.documents.items())[:OUTLIERS_LISTED]),
+        }
+
+    def describe(self) -> str:
+        """A one-line warning naming the outliers ('' when there are none)."""
+        if not self.documents:
+            return ""
+        shown = ", ".join(f"'{doc_id}' ({length:,} characters)" for doc_id, length in list(self.documents.items())[:5])
+        more = f" and {len(self.documents) - 5} more" if len(self.documents) > 5 else ""
+        count = f"{len(self.documents)} documents are" if len(self.documents) > 1 else "1 document is"
+        return (f"{count} over {OUTLIER_RATIO} times the median length "
+                f"({round(self.median_characters):,} characters): {shown}{more}. They shift BM25's average document "
+                "length and the model reads only their beginning: check that each is meant to be one document")
 
 
 @dataclass(frozen=True)
@@ -55,6 +104,24 @@ class ParsedDocument:
 
     title: str
     sections: list[Section]
+    problems: tuple[str, ...] = ()
+    """Broken markup that changed what was read (see :class:`embedft.corpus.html_text.HtmlText`)."""
+
+
+def length_outliers(corpus: dict[str, Document]) -> LengthOutliers:
+    """The documents (title and text) over :data:`OUTLIER_RATIO` times the median length and at least
+    :data:`OUTLIER_MIN_CHARACTERS` characters long."""
+    lengths = {doc_id: len(doc.full_text) for doc_id, doc in corpus.items()}
+    median = statistics.median(lengths.values()) if lengths else 0.0
+    threshold = max(OUTLIER_MIN_CHARACTERS, int(median * OUTLIER_RATIO))
+    found = sorted(((doc_id, length) for doc_id, length in lengths.items() if length > threshold), key=lambda i: (-i[1], i[0]))
+    return LengthOutliers(median, threshold, dict(found))
+
+
+def control_share(text: str) -> float:
+    """The share of control characters (see :data:`CONTROL`) among the text's non-space characters."""
+    visible = len(text) - len(TEXT_SPACE.findall(text))
+    return len(CONTROL.findall(text)) / visible if visible else 0.0
 
 
 def read_text_file(path: Path) -> str:
@@ -72,12 +139,12 @@ def parse_document(text: str, kind: str) -> ParsedDocument:
     The title is the document's leading heading (one with no text before it); failing that, Markdown front
     matter's ``title:`` or HTML's <title>. The leading heading is removed from the sections: it is the title.
     """
-    metadata_title = ""
+    metadata_title, problems = "", ()
     if kind == "text":
         return ParsedDocument("", [Section(0, "", text.strip())])
     if kind == "html":
         extracted = html_to_text(text)
-        metadata_title, text = extracted.title, extracted.text
+        metadata_title, text, problems = extracted.title, extracted.text, extracted.problems
     elif kind == "markdown":
         front = FRONT_MATTER.match(text)
         if front:
@@ -87,8 +154,8 @@ def parse_document(text: str, kind: str) -> ParsedDocument:
     sections = parse_sections(text)
     if len(sections) > 1 and not sections[0].body:
         leading = sections[1]
-        return ParsedDocument(leading.heading, [Section(0, "", leading.body), *sections[2:]])
-    return ParsedDocument(metadata_title, sections)
+        return ParsedDocument(leading.heading, [Section(0, "", leading.body), *sections[2:]], problems)
+    return ParsedDocument(metadata_title, sections, problems)
 
 
 def render(section: Section) -> str:
@@ -167,47 +234,103 @@ def chunk_document(document: ParsedDocument, settings: IngestParams) -> list[tup
     return chunks
 
 
-def document_files(folder: Path) -> tuple[list[Path], Counter]:
-    """The readable documents under ``folder`` (sorted, hidden files and folders left out) and the other
-    files' extensions, counted."""
-    found, skipped = [], Counter()
+def document_files(folder: Path) -> tuple[list[Path], Counter, dict[str, str]]:
+    """The readable documents under ``folder`` (sorted, hidden files and folders left out), the other files'
+    extensions, counted, and the links that are left out (to a folder, or to nothing), with the reason.
+
+    A link to a file is read like the file; links to folders are not followed (a link cycle would never end)."""
+    found, skipped, links = [], Counter(), {}
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
-        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        if path.is_symlink() and not path.is_file():
+            target = path.readlink()
+            reason = (f"a link to the folder {target}: links to folders are not followed, so its documents are left "
+                      "out (link the files, or copy the folder in)" if path.is_dir() else f"a link to {target}, which does not exist")
+            logger.warning("%s is %s", path, reason)
+            links[relative.as_posix()] = reason
+            continue
+        if not path.is_file():
             continue
         if path.suffix.lower() in FORMATS:
             found.append(path)
         else:
             skipped[path.suffix.lower() or "(none)"] += 1
-    return found, skipped
+    return found, skipped, links
 
 
-def read_document_folder(folder: Path, settings: IngestParams) -> tuple[dict[str, Document], FolderReport]:
+def log_links_outside(folder: Path, paths: list[Path], dataset_dir: Path | None) -> None:
+    """Log the documents read from outside the dataset folder through a link (they are still read: the folder
+    is the user's, and so are its links)."""
+    root = (dataset_dir or folder).resolve()
+    base = folder.resolve()
+    if not base.is_relative_to(root):
+        logger.warning("%s is %s, outside the dataset folder %s: its documents are read from there", folder,
+                       f"a link to {base}" if folder.is_symlink() else f"at {base}", dataset_dir)
+        root = base
+    for path in paths:
+        target = path.resolve()
+        if not target.is_relative_to(root):
+            logger.warning("%s is a link to %s, outside the dataset folder %s: it is read as a document", path, target,
+                           dataset_dir or folder)
+
+
+def read_document_folder(folder: Path, settings: IngestParams, dataset_dir: Path | None = None) -> tuple[dict[str, Document], FolderReport]:
     """Every document in ``folder`` as passages, in path order, with path-derived ids.
 
+    Args:
+        folder: the documents.
+        settings: how to cut them into passages.
+        dataset_dir: the dataset folder holding ``folder`` (``data.dir``); documents that links bring in from
+            outside it are logged. ``None``: ``folder`` itself.
+
+    Files that give no passage (no text once parsed) are named in the log and in the report. Broken HTML markup
+    that changed what was read is logged with the file.
+
     Raises:
-        DataFileError: the folder holds no document of a known type, or a file is not valid UTF-8.
+        DataFileError: the folder holds no document of a known type, a file is not valid UTF-8, or a file is mostly
+            control characters (not text: say, UTF-16 or a binary file with a text extension).
     """
-    paths, skipped = document_files(folder)
-    report = FolderReport(skipped=skipped)
+    paths, skipped, links = document_files(folder)
+    report = FolderReport(skipped=skipped, skipped_documents=links)
     if not paths:
         kinds = ", ".join(sorted(FORMATS))
         raise DataFileError(folder, f"no documents found (looked for {kinds} files)")
+    log_links_outside(folder, paths, dataset_dir)
     corpus: dict[str, Document] = {}
+    empty: list[str] = []
     for path in paths:
         kind = FORMATS[path.suffix.lower()]
         report.files[kind] += 1
-        chunks = chunk_document(parse_document(read_text_file(path), kind), settings)
+        doc_id = path.relative_to(folder).as_posix()
+        text = read_text_file(path)
+        share = control_share(text)
+        if share > CONTROL_SHARE:
+            raise DataFileError(
+                path, f"{share:.0%} of its characters are control characters such as NUL: this is not UTF-8 text. Save "
+                "it as UTF-8 (a UTF-16 file has a NUL after every letter), or, if it is not a document, move it out of "
+                f"{folder} or give it another extension")
+        parsed = parse_document(text, kind)
+        for problem in parsed.problems:
+            logger.warning("%s: %s", path, problem)
+        chunks = chunk_document(parsed, settings)
         if not chunks:
             report.empty_files += 1
+            report.skipped_documents[doc_id] = "no text" + (f" ({'; '.join(parsed.problems)})" if parsed.problems else "")
+            empty.append(doc_id)
             continue
         report.chunked_files += len(chunks) > 1
-        doc_id = path.relative_to(folder).as_posix()
         for number, (title, text) in enumerate(chunks, start=1):
             chunk_id = doc_id if len(chunks) == 1 else f"{doc_id}#{number}"
             corpus[chunk_id] = Document(chunk_id, title.strip(), text.strip())
     if not corpus:
         raise DataFileError(folder, "every document in the folder is empty")
+    if empty:
+        files, have = (f"{len(empty)} files", "have") if len(empty) > 1 else ("1 file", "has")
+        more = f" and {len(empty) - 10} more" if len(empty) > 10 else ""
+        logger.warning("%s under %s %s no text and %s left out (see skipped_documents in the ingest report): %s%s", files,
+                       folder, have, "are" if len(empty) > 1 else "is", ", ".join(empty[:10]), more)
     return corpus, report
 
 

@@ -18,6 +18,11 @@ BLOCKS = {
     "form", "header", "hr", "li", "main", "ol", "p", "section", "table", "tr", "ul",
 }
 HEADINGS = {f"h{level}": level for level in range(1, 7)}
+ENDS_TITLE = (BLOCKS | set(HEADINGS) | SKIPPED | {"body", "pre"}) - {"head"}
+"""Start tags that end a <title> left open (a title holds text only); so do </head>, </body> and </html>."""
+UNCLOSED = re.compile(r"<(?P<kind>!--|!|\?)")
+UNCLOSED_KINDS = {"!--": "a comment ('<!--' without '-->')", "!": "a '<!' declaration", "?": "a '<?' instruction"}
+"""Markup that runs to the end of the file when it is never closed (a lone '<' in text stays text)."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,8 @@ class HtmlText:
     """The <title> element's text ('' when there is none)."""
     text: str
     """The visible text, one block per line, headings as '## Heading', <pre> blocks fenced with ```."""
+    problems: tuple[str, ...] = ()
+    """Broken markup that changed what was extracted (an unclosed <title>, comment or tag), in words."""
 
 
 def looks_like_html(text: str) -> bool:
@@ -45,6 +52,11 @@ class _TextCollector(HTMLParser):
         self.title_parts: list[str] = []
         self.pre_depth = 0
         self.heading_level = 0
+        self.problems: list[str] = []
+
+    def _end_title(self, at: str) -> None:
+        self.in_title = False
+        self.problems.append(f"<title> is not closed: the title ends at {at}")
 
     def _end_block(self) -> None:
         text = re.sub(r"\s+", " ", "".join(self.current)).strip()
@@ -53,6 +65,8 @@ class _TextCollector(HTMLParser):
         self.current = []
 
     def handle_starttag(self, tag: str, attrs) -> None:
+        if self.in_title and tag in ENDS_TITLE:
+            self._end_title(f"<{tag}>")
         if tag == "title":
             self.in_title = True
         elif tag in SKIPPED:
@@ -76,6 +90,8 @@ class _TextCollector(HTMLParser):
             self._end_block()
 
     def handle_endtag(self, tag: str) -> None:
+        if self.in_title and tag in ("head", "body", "html"):
+            self._end_title(f"</{tag}>")
         if tag == "title":
             self.in_title = False
         elif tag in SKIPPED:
@@ -100,6 +116,22 @@ class _TextCollector(HTMLParser):
         elif not self.skip_depth:
             self.current.append(data)
 
+    def close(self) -> None:
+        # What the parser still holds at the end is a construct that never ended. A browser reads an unclosed
+        # comment to the end of the file and shows none of it; the standard parser would emit it as text.
+        unclosed = UNCLOSED.match(self.rawdata)
+        if unclosed and not self.cdata_elem:
+            kind = UNCLOSED_KINDS[unclosed.group("kind")]
+            self.problems.append(f"{kind} is not closed: the last {len(self.rawdata)} characters are left out")
+            self.rawdata = ""
+        super().close()
+        if self.in_title:
+            # Nothing ended the title: what it swallowed is the text (a page's title is never all of it).
+            self.in_title = False
+            self.problems.append("<title> is not closed: its text is read as the page's text")
+            self.current.extend(self.title_parts)
+            self.title_parts = []
+
 
 def html_to_text(html: str) -> HtmlText:
     """Extract the title and the visible, structured text of an HTML page or fragment."""
@@ -108,4 +140,4 @@ def html_to_text(html: str) -> HtmlText:
     collector.close()
     collector._end_block()
     title = re.sub(r"\s+", " ", "".join(collector.title_parts)).strip()
-    return HtmlText(title=title, text="\n".join(collector.lines).strip())
+    return HtmlText(title=title, text="\n".join(collector.lines).strip(), problems=tuple(collector.problems))

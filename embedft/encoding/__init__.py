@@ -2,9 +2,18 @@
 storing corpus embeddings for reuse, and counting texts longer than a model's window."""
 
 from embedft.encoding.encoder import encode
-from embedft.encoding.models import is_out_of_memory, load_model, load_model_with, pick_device, resolve_model_path
+from embedft.encoding.models import (
+                                     check_local_path,
+                                     is_out_of_memory,
+                                     load_failure,
+                                     load_model,
+                                     load_model_with,
+                                     pick_device,
+                                     resolve_model_path,
+)
 from embedft.encoding.store import StoredEmbeddings, corpus_embeddings, load_embeddings, save_embeddings
 from embedft.encoding.token_window import count_over_window, truncation_warning
 
-__all__ = ["StoredEmbeddings", "corpus_embeddings", "count_over_window", "encode", "is_out_of_memory", "load_embeddings",
-           "load_model", "load_model_with", "pick_device", "resolve_model_path", "save_embeddings", "truncation_warning"]
+__all__ = ["StoredEmbeddings", "check_local_path", "load_failure", "corpus_embeddings", "count_over_window",
+           "encode", "is_out_of_memory", "load_embeddings", "load_model", "load_model_with", "pick_device",
+           "resolve_model_path", "save_embeddings", "truncation_warning"]

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
 from sentence_transformers import CrossEncoder
 
 from embedft.core import PipelineError
-from embedft.encoding import pick_device
+from embedft.encoding import check_local_path, load_failure, pick_device
 
 
 def load_cross_encoder(name: str, device: str = "auto", max_length: int | None = None,
                        on_missing_gpu: str = "error") -> CrossEncoder:
-    """Load a sentence-transformers CrossEncoder by name or local path, never running code shipped with it.
+    """Load a sentence-transformers CrossEncoder by name or local path: safetensors weights only, no code shipped with it.
 
     Args:
         name: a Hugging Face name or a local folder (``mine_negatives.cross_encoder``).
@@ -21,12 +22,17 @@ def load_cross_encoder(name: str, device: str = "auto", max_length: int | None =
         max_length: tokens kept per (query, document) pair; None keeps the model's own limit.
         on_missing_gpu: 'error' or 'cpu' when ``device`` names a GPU this machine lacks (the machine's ``on_missing_gpu``).
     """
-    if name.startswith((".", "/", "~")) and not Path(name).expanduser().exists():
-        raise PipelineError(f"params.yaml: mine_negatives.cross_encoder: path '{name}' does not exist")
+    key = "mine_negatives.cross_encoder"
+    check_local_path(name, name, key)
     try:
-        return CrossEncoder(name, device=pick_device(device, on_missing_gpu), max_length=max_length, trust_remote_code=False)
-    except (OSError, ValueError) as error:
-        raise PipelineError(f"params.yaml: mine_negatives.cross_encoder: could not load '{name}': {error}") from None
+        return CrossEncoder(name, device=pick_device(device, on_missing_gpu), max_length=max_length, trust_remote_code=False,
+                            model_kwargs={"use_safetensors": True})
+    except (OSError, ValueError, pickle.UnpicklingError) as error:
+        if "safetensors" in str(error) and Path(name).expanduser().is_dir() or isinstance(error, pickle.UnpicklingError):
+            raise PipelineError(f"params.yaml: {key}: '{name}' has no safetensors weights; only safetensors are loaded, "
+                                "because pickled weights can run code. Convert it once (load it yourself and "
+                                "save_pretrained(folder, safe_serialization=True)) and point the key at that folder") from None
+        raise PipelineError(f"params.yaml: {key}: could not load '{name}': {load_failure(name, name, error)}") from None
 
 
 class CachedPairScorer:

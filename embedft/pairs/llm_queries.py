@@ -3,13 +3,16 @@
 - The `openai` client talks to the endpoint (OpenAI, vLLM, Ollama, llama.cpp server, ...); its own retries are
   off, so that the waits, their counts and the final error are ours and set in params.
 - Requests run on a bounded thread pool. Rate limits (429) wait as long as the reply's Retry-After says;
-  server errors, timeouts and lost connections back off exponentially; after ``llm_max_retries`` the stage
-  stops. Concurrency, timeouts and retries are machine settings (``llm_*``): they change no reply.
-- Every reply is stored, the moment it arrives, in an SQLite file keyed by (model, prompt template, passage
-  hash). A re-run, or a run resumed after an interruption (Ctrl-C, a crash, a kill), reads those replies
-  back and sends requests only for the passages still missing.
-- Replies are parsed after caching, so a reply that cannot be parsed is counted and its passage skipped
-  (and it is not paid for again).
+  server errors, timeouts, lost connections and HTTP-200 bodies that are not a chat completion (an error object
+  such as ``{"object": "error", "message": "model not loaded"}``, a completion without choices) back off
+  exponentially; after ``llm_max_retries`` the stage stops with the endpoint's last error. Concurrency, timeouts
+  and retries are machine settings (``llm_*``): they change no reply.
+- Every chat completion is stored, the moment it arrives, in an SQLite file keyed by (model, prompt template,
+  passage hash); an endpoint error never is. A re-run, or a run resumed after an interruption (Ctrl-C, a crash,
+  a kill), reads those replies back and sends requests only for the passages still missing.
+- Replies are parsed after caching, so a completion that is empty, cut off at ``max_tokens`` or holds no
+  readable queries is counted as unusable and its passage skipped (and it is not paid for again, unless
+  ``synthesize.llm.retry_unusable`` asks for it once more).
 - The API key is read from the environment variable named in params, and nowhere else; it is never
   written or printed.
 """
@@ -49,11 +52,13 @@ CODE_FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
 
 @dataclass(frozen=True)
 class Reply:
-    """A completion as cached: its text and what it cost."""
+    """A completion as cached: its text, what it cost, and why it ended ("length": cut off at max_tokens; '' in
+    replies cached before this was recorded)."""
 
     content: str
     prompt_tokens: int
     completion_tokens: int
+    finish_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,10 +70,14 @@ class CacheKey:
     passage_hash: str
 
 
-RUN_COUNTS = ("cache_hits", "cache_misses", "requests", "retries", "rate_limited", "server_errors", "timeouts",
-              "connection_errors", "prompt_tokens_this_run", "completion_tokens_this_run")
+RUN_COUNTS = ("cache_hits", "cache_misses", "unusable_retried", "requests", "retries", "rate_limited", "server_errors",
+              "error_replies", "timeouts", "connection_errors", "prompt_tokens_this_run", "completion_tokens_this_run")
 """Counts of this run's traffic, not of its result (a rerun takes every reply from the cache): they go to the run
-log, the others to reports/synthesize.json."""
+log, the others to reports/synthesize.json. ``error_replies``: HTTP-200 bodies that were not a chat completion;
+``unusable_retried``: cached unusable replies requested again (``retry_unusable``)."""
+UNUSABLE_COUNTS = ("empty_replies", "truncated_replies", "unparseable_replies")
+"""Result counts of the chat completions that gave no query: empty, cut off at max_tokens (finish_reason "length")
+before any query could be read, and holding no readable queries otherwise; ``unusable_replies`` is their sum."""
 
 
 @dataclass
@@ -77,9 +86,9 @@ class LlmReport:
     the worker threads."""
 
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys((
-        "passages", "cache_hits", "cache_misses", "requests", "retries", "rate_limited", "server_errors", "timeouts",
-        "connection_errors", "unparseable_replies", "queries", "prompt_tokens", "completion_tokens",
-        "prompt_tokens_this_run", "completion_tokens_this_run",
+        "passages", "cache_hits", "cache_misses", "unusable_retried", "requests", "retries", "rate_limited",
+        "server_errors", "error_replies", "timeouts", "connection_errors", "unusable_replies", *UNUSABLE_COUNTS, "queries", "prompt_tokens",
+        "completion_tokens", "prompt_tokens_this_run", "completion_tokens_this_run",
     ), 0))
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -144,6 +153,57 @@ def parse_reply(content: str, counts: dict[str, int]) -> list[tuple[str, str]] |
     return queries or None
 
 
+def read_reply(reply: Reply, counts: dict[str, int]) -> tuple[list[tuple[str, str]] | None, str | None]:
+    """A cached reply's (style, query) pairs and None, or None and the :data:`UNUSABLE_COUNTS` name saying why it
+    gives none (truncated when it stopped at max_tokens, else empty or unparseable)."""
+    parsed = parse_reply(reply.content, counts)
+    if parsed is not None:
+        return parsed, None
+    if reply.finish_reason == "length":
+        return None, "truncated_replies"
+    return None, "empty_replies" if not reply.content.strip() else "unparseable_replies"
+
+
+class NotACompletion(Exception):
+    """An HTTP-200 body that is not a chat completion; its text is the endpoint's message."""
+
+
+def endpoint_message(body: object) -> str:
+    """What an endpoint's error body says (``message``, ``error.message``, ``detail``), or what it lacks."""
+    if isinstance(body, dict):
+        error = body.get("error")
+        for said in (body.get("message"), error.get("message") if isinstance(error, dict) else error, body.get("detail")):
+            if isinstance(said, str) and said.strip():
+                return said.strip()
+        return f"no choice with a message in {json.dumps(body)}"
+    return f"a JSON {type(body).__name__} instead of an object: {json.dumps(body)}"
+
+
+def completion_reply(body: object) -> Reply:
+    """The reply in a chat-completion body (the first choice's message text, the usage and the finish reason).
+
+    Raises:
+        NotACompletion: the body is an error object, or has no choice with a message.
+    """
+    choices = body.get("choices") if isinstance(body, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict) or body.get("object") == "error" or body.get("error"):
+        raise NotACompletion(endpoint_message(body))
+    content = message.get("content")
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
+        content = "".join(part.get("text") or "" for part in content if isinstance(part, dict) and isinstance(part.get("text"), str))
+    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+
+    def tokens(name: str) -> int:
+        value = usage.get(name)
+        return value if isinstance(value, int) and value >= 0 else 0
+
+    reason = choice.get("finish_reason")
+    return Reply(content if isinstance(content, str) else "", tokens("prompt_tokens"), tokens("completion_tokens"),
+                 reason if isinstance(reason, str) else "")
+
+
 class ReplyCache:
     """Replies on disk (SQLite), committed one by one so an interrupted run loses nothing it was sent."""
 
@@ -156,15 +216,21 @@ class ReplyCache:
             self.connection.execute(
                 "CREATE TABLE IF NOT EXISTS replies (model TEXT NOT NULL, prompt_hash TEXT NOT NULL, "
                 "passage_hash TEXT NOT NULL, content TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, "
-                "completion_tokens INTEGER NOT NULL, created REAL NOT NULL, PRIMARY KEY (model, prompt_hash, passage_hash))"
+                "completion_tokens INTEGER NOT NULL, created REAL NOT NULL, finish_reason TEXT NOT NULL DEFAULT '', "
+                "PRIMARY KEY (model, prompt_hash, passage_hash))"
             )
+            columns = {row[1] for row in self.connection.execute("PRAGMA table_info(replies)")}
+            if "finish_reason" not in columns:  # a cache written before the finish reason was kept
+                with self.connection:
+                    self.connection.execute("ALTER TABLE replies ADD COLUMN finish_reason TEXT NOT NULL DEFAULT ''")
         except sqlite3.DatabaseError as error:
             raise PipelineError(f"synthesize.llm.cache: {self.path} is not a usable SQLite cache ({error}); "
                                 "move it away to start a new one") from None
 
     def get(self, key: CacheKey) -> Reply | None:
         row = self.connection.execute(
-            "SELECT content, prompt_tokens, completion_tokens FROM replies WHERE model = ? AND prompt_hash = ? AND passage_hash = ?",
+            "SELECT content, prompt_tokens, completion_tokens, finish_reason FROM replies "
+            "WHERE model = ? AND prompt_hash = ? AND passage_hash = ?",
             (key.model, key.prompt_hash, key.passage_hash),
         ).fetchone()
         return Reply(*row) if row else None
@@ -172,8 +238,10 @@ class ReplyCache:
     def put(self, key: CacheKey, reply: Reply) -> None:
         with self.connection:
             self.connection.execute(
-                "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key.model, key.prompt_hash, key.passage_hash, reply.content, reply.prompt_tokens, reply.completion_tokens, time.time()),
+                "INSERT OR REPLACE INTO replies (model, prompt_hash, passage_hash, content, prompt_tokens, completion_tokens, "
+                "created, finish_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (key.model, key.prompt_hash, key.passage_hash, reply.content, reply.prompt_tokens, reply.completion_tokens,
+                 time.time(), reply.finish_reason),
             )
 
     def __len__(self) -> int:
@@ -244,7 +312,7 @@ class LlmQueryGenerator:
         return min(self.machine.llm_backoff_initial_seconds * 2**attempt, self.machine.llm_backoff_max_seconds)
 
     def request(self, client: openai.OpenAI, chat: list[dict[str, str]]) -> Reply:
-        """One passage's reply, retrying rate limits, server errors, timeouts and connection failures."""
+        """One passage's reply, retrying rate limits, server errors, endpoint errors, timeouts and connection failures."""
         try:
             return self._request(client, chat)
         except PipelineError:
@@ -259,12 +327,20 @@ class LlmQueryGenerator:
             delay = self.backoff(attempt)
             self.report.add("requests")
             try:
-                response = client.chat.completions.create(
+                # The raw body, read here: the client would take any JSON object for a completion.
+                response = client.chat.completions.with_raw_response.create(
                     model=settings.model, messages=chat, temperature=settings.temperature, max_tokens=settings.max_tokens
                 )
-                usage = response.usage
-                content = response.choices[0].message.content if response.choices else ""
-                return Reply(content or "", getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0)
+                try:
+                    body = json.loads(response.text)
+                except ValueError as error:
+                    raise PipelineError(f"synthesize.llm: {settings.base_url} sent a reply that is not a chat completion "
+                                        f"({self.redact(str(error))[:200]}: {self.redact(response.text[:100])!r}); "
+                                        "is base_url an OpenAI-compatible endpoint?") from None
+                return completion_reply(body)
+            except NotACompletion as error:
+                self.report.add("error_replies")
+                last = f"HTTP 200 with a body that is not a chat completion: {self.redact(str(error))[:300]}"
             except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
                 raise PipelineError(f"synthesize.llm: {settings.base_url} refused the API key from {settings.api_key_env or '(none)'} "
                                     f"(HTTP {error.status_code})") from None
@@ -291,7 +367,7 @@ class LlmQueryGenerator:
                                         f"(HTTP {error.status_code}): {self.redact(str(error.message))[:300]}") from None
                 self.report.add("server_errors")
                 last = f"HTTP {error.status_code}"
-            except (openai.APIResponseValidationError, ValueError) as error:  # ValueError: a body that is not JSON
+            except openai.APIResponseValidationError as error:
                 raise PipelineError(f"synthesize.llm: {settings.base_url} sent a reply that is not a chat completion "
                                     f"({self.redact(str(error))[:200]}); is base_url an OpenAI-compatible endpoint?") from None
             if attempt + 1 < attempts:
@@ -311,14 +387,20 @@ class LlmQueryGenerator:
         settings, template, fingerprint = self.settings, user_template(self.settings), prompt_hash(self.settings)
         keys = {doc_id: CacheKey(settings.model, fingerprint, sha256(text)) for doc_id, text in passages.items()}
         found: dict[str, Reply] = {}
+        retried = 0
         for doc_id in sorted(passages):
             cached = self.cache.get(keys[doc_id])
-            if cached is not None:
+            if cached is not None and settings.retry_unusable and read_reply(cached, style_counts(settings))[1] is not None:
+                retried += 1  # requested again below; the new reply replaces this one in the cache
+            elif cached is not None:
                 found[doc_id] = cached
         missing = [doc_id for doc_id in sorted(passages) if doc_id not in found]
         self.report.add("passages", len(passages))
         self.report.add("cache_hits", len(found))
-        self.report.add("cache_misses", len(missing))
+        self.report.add("cache_misses", len(missing) - retried)
+        self.report.add("unusable_retried", retried)
+        if retried:
+            logger.info("requesting again %d cached replies that gave no queries (synthesize.llm.retry_unusable)", retried)
         if missing:
             client = openai.OpenAI(base_url=settings.base_url, api_key=self.api_key or NO_KEY, max_retries=0,
                                    timeout=self.machine.llm_timeout_seconds)
@@ -379,6 +461,8 @@ def llm_queries(passages: dict[str, str], settings: LlmParams, machine: MachineS
 
     Raises:
         PipelineError: the API key's variable is unset (before any request), or the endpoint failed for good.
+
+    The counts hold :data:`UNUSABLE_COUNTS`: the replies (cached, paid for) whose passages gave no queries.
     """
     api_key = api_key_from_env(settings)
     cache = ReplyCache(cache_path)
@@ -393,9 +477,11 @@ def llm_queries(passages: dict[str, str], settings: LlmParams, machine: MachineS
         reply = replies[doc_id]
         report.add("prompt_tokens", reply.prompt_tokens)
         report.add("completion_tokens", reply.completion_tokens)
-        parsed = parse_reply(reply.content, counts)
+        parsed, unusable = read_reply(reply, counts)
         if parsed is None:
-            report.add("unparseable_replies")
+            report.add(unusable)
+            report.add("unusable_replies")
+            logger.debug("LLM reply for %s gave no queries (%s)", doc_id, unusable)
             continue
         queries[doc_id] = parsed
         report.add("queries", len(parsed))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 from collections import Counter, defaultdict
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from embedft.config import SearchLogParams
-from embedft.core import DataFileError, Document, Pair, clean_query, normalise_query, read_lines
+from embedft.core import DataFileError, Document, Pair, clean_query, normalise_query, parse_json_line, read_lines
 from embedft.corpus import chunks_by_document
 
 LOG_COLUMNS = ("query", "doc_id", "clicks", "dwell_seconds")
@@ -107,15 +106,15 @@ def raw_rows(path: Path) -> tuple[list[str] | None, list[tuple[int, dict | None,
         for number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                rows.append((number, None, f"malformed JSON: {error.msg} (column {error.colno})"))
+            row, problem = parse_json_line(line)
+            if problem:
+                rows.append((number, None, problem))
                 continue
             rows.append((number, row, "") if isinstance(row, dict) else (number, None, "expected a JSON object"))
         return None, rows
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter, restkey=EXTRA_CELLS, restval=None)
     header = list(reader.fieldnames or [])
+    check_header(path, header)
     for row in reader:
         number = reader.line_num  # the line the row ends on (a quoted cell may span lines)
         if not any((value or "").strip() for key, value in row.items() if key != EXTRA_CELLS):
@@ -125,6 +124,24 @@ def raw_rows(path: Path) -> tuple[list[str] | None, list[tuple[int, dict | None,
             continue
         rows.append((number, row, ""))
     return header, rows
+
+
+def check_header(path: Path, header: list[str]) -> None:
+    """A CSV/TSV header must name the required columns, each once (``csv`` would silently keep the last of two).
+
+    Raises:
+        DataFileError: on line 1, whatever ``on_bad_row`` says (every row would be misread).
+    """
+    if not header:
+        return
+    twice = sorted(name for name, count in Counter(header).items() if count > 1)
+    if twice:
+        raise DataFileError(path, f"header: the column(s) {', '.join(repr(n) for n in twice)} appear more than once; name "
+                            "each column once", 1)
+    missing = [name for name in ("query", "doc_id") if name not in header]
+    if len(missing) == 2:
+        raise DataFileError(path, f"the first line must be a header naming the columns ({', '.join(LOG_COLUMNS)}; query and "
+                            f"doc_id required), but it has neither query nor doc_id: {header[:4]!r}", 1)
 
 
 def parse_count(value, name: str, integer: bool) -> float | None:

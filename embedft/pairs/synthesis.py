@@ -32,7 +32,7 @@ from embedft.pairs.filters import (
     sample_general,
     source_report,
 )
-from embedft.pairs.llm_queries import RUN_COUNTS, LlmReport, api_key_from_env, llm_queries
+from embedft.pairs.llm_queries import RUN_COUNTS, UNUSABLE_COUNTS, LlmReport, api_key_from_env, llm_queries
 from embedft.pairs.local_queries import generate_local_queries
 from embedft.pairs.search_logs import SearchLogReport, describe_unknown, search_log_pairs
 from embedft.pairs.structure import first_sentence_pairs, section_pairs, title_pairs
@@ -157,6 +157,18 @@ def base_model_round_trip(base: BaseParams, machine: MachineSettings, settings: 
     return run
 
 
+def describe_unusable(llm_counts: dict[str, int]) -> str:
+    """A warning about the cached LLM replies that gave no queries, by why; '' when there are none."""
+    total = llm_counts["unusable_replies"]
+    if not total:
+        return ""
+    why = {"empty_replies": "empty", "truncated_replies": "cut off at synthesize.llm.max_tokens",
+           "unparseable_replies": "with no readable queries"}
+    parts = ", ".join(f"{llm_counts[key]} {why[key]}" for key in UNUSABLE_COUNTS if llm_counts[key])
+    return (f"{total} cached LLM replies gave no queries ({parts}); their passages were skipped. They were paid for and "
+            "are kept in the cache: set synthesize.llm.retry_unusable: true to request them once more")
+
+
 def split_run_counts(source_counts: dict) -> tuple[dict, dict]:
     """The per-source counts of :func:`gather_candidates` parted into the report's and the run log's: the LLM's
     traffic (cache hits, requests, retries, tokens paid this run) and the generator's device differ between
@@ -190,8 +202,8 @@ def gather_candidates(params: Params, machine: MachineSettings, corpus: dict[str
                                        llm.max_passage_chars)
         written, llm_counts = llm_queries(passages, llm, machine, llm.cache)
         candidates += query_pairs({d: [q for _, q in qs] for d, qs in written.items()}, corpus, "llm")
-        if llm_counts["unparseable_replies"]:
-            logger.warning("%d LLM replies held no readable queries; their passages were skipped", llm_counts["unparseable_replies"])
+        if unusable := describe_unusable(llm_counts):
+            logger.warning(unusable)
     local_counts = dict.fromkeys(LOCAL_COUNT_KEYS, 0)
     if settings.local_generator.enabled:
         local = settings.local_generator

@@ -1,8 +1,9 @@
 """A real OpenAI-compatible chat-completions server on 127.0.0.1, for the LLM tests.
 
 It answers POST /v1/chat/completions with queries made from the passage in the prompt, and records every
-request. A test scripts misbehaviour per request (429, 500, slow replies, unreadable replies, dropped
-connections, a hang) through ``behaviour``, and checks what the client really sent.
+request. A test scripts misbehaviour per request (429, 500, slow replies, unreadable replies, an error object or a
+completion without choices under HTTP 200, empty or truncated completions, dropped connections, a hang) through
+``behaviour``, and checks what the client really sent.
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ class Action:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     content: str | None = None
-    """The reply's message text; None = good queries for the passage."""
+    """The reply's message text; None = good queries for the passage, '' = an empty completion."""
+    finish_reason: str = "stop"
+    """The completion's finish_reason: "length" is a reply cut off at max_tokens."""
+    choices: bool = True
+    """False: a completion object without ``choices`` (an id, a model and usage only)."""
+    error: str | None = None
+    """Answer with an error object carrying this message (as vLLM does: ``{"object": "error", "message": ...}``)
+    instead of a chat completion, under ``status`` (200 unless set)."""
     body: str | None = None
     """A raw response body, instead of a chat completion."""
     delay: float = 0.0
@@ -61,6 +69,7 @@ class ChatServer:
         self.passages: list[str] = []
         self.authorization: list[str] = []
         self.delivered: Counter = Counter()
+        """Chat completions (with choices) answered under HTTP 200, by passage: the replies paid for."""
         self.lock = threading.Lock()
         server = self
 
@@ -86,14 +95,18 @@ class ChatServer:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                body = action.body
-                if body is None:
+                body, completion = action.body, False
+                if body is None and action.error is not None:
+                    body = json.dumps({"object": "error", "message": action.error, "type": "ServiceUnavailableError", "param": None,
+                                       "code": action.status})
+                elif body is None:
                     content = good_reply(passage) if action.content is None else action.content
-                    body = json.dumps({
-                        "id": f"chatcmpl-{number}", "object": "chat.completion", "created": 0, "model": request["model"],
-                        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                        "usage": USAGE,
-                    })
+                    reply = {"id": f"chatcmpl-{number}", "object": "chat.completion", "created": 0, "model": request["model"],
+                             "usage": USAGE}
+                    if action.choices:
+                        reply["choices"] = [{"index": 0, "message": {"role": "assistant", "content": content},
+                                             "finish_reason": action.finish_reason}]
+                    body, completion = json.dumps(reply), action.choices
                 data = body.encode()
                 self.send_response(action.status)
                 self.send_header("Content-Type", "application/json")
@@ -103,7 +116,7 @@ class ChatServer:
                 self.end_headers()
                 self.wfile.write(data)
                 self.wfile.flush()
-                if action.status == 200:
+                if action.status == 200 and completion:
                     with server.lock:
                         server.delivered[passage] += 1
 

@@ -7,6 +7,7 @@ from embedft.training.fine_tuning import fine_tune
 from embedft.training.model_card import CardFacts, write_model_card
 from embedft.training.monitor import DevSet, TrainingCurves, load_dev_set
 from embedft.training.run_report import split_run_measurements
+from embedft.training.saving import save_model
 
 __all__ = ["CardFacts", "DevSet", "TrainingCurves", "TrainingSet", "build_training_set", "check_settings", "distributed",
-           "fine_tune", "load_dev_set", "score_warning", "split_run_measurements", "write_model_card"]
+           "fine_tune", "load_dev_set", "save_model", "score_warning", "split_run_measurements", "write_model_card"]

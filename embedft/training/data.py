@@ -12,12 +12,14 @@ What each loss trains on is in :mod:`embedft.config.losses`.
 Rows with different numbers of negatives cannot share a batch, so tuples are grouped by their negative count
 into one dataset per count, which :class:`AlignedProportionalBatchSampler` samples in proportion to their
 sizes (:class:`embedft.training.sampler.AlignedProportionalBatchSampler`). A group too small to fill one batch
-joins the next smaller group, its extra negatives dropped.
+joins the next smaller group, its extra negatives dropped; a smallest group too small for the loss to learn
+from is dropped, with a count (:func:`drop_groups_below`).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,9 +27,16 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
+import embedft.training.distributed as distributed
 from embedft.config import LOSSES, Loss, TrainParams
 from embedft.core import MinedRow, PipelineError, ScoredRow, read_negatives, read_scored
 from embedft.core.artifacts import NEGATIVES_FILE, SCORED_FILE
+
+logger = logging.getLogger(__name__)
+
+MIN_IN_BATCH_ROWS = 2
+"""The fewest rows a batch of a loss with in-batch negatives learns from: alone, a row has no other row's texts
+as negatives (and with no mined negative either, its loss is exactly 0)."""
 
 
 @dataclass(frozen=True)
@@ -39,17 +48,19 @@ class Example:
         positive: the relevant document.
         negatives: hard negatives, hardest first as mined.
         margins: MarginMSELoss only: teacher score of the positive minus that of each negative.
+        source: the ``source`` of the input row (labelled, title, ...), counted in the report.
     """
 
     anchor: str
     positive: str
     negatives: tuple[str, ...] = ()
     margins: tuple[float, ...] | None = None
+    source: str = "unknown"
 
     def truncated(self, count: int) -> Example:
         """The same example keeping only its first ``count`` negatives (and their margins)."""
         margins = None if self.margins is None else self.margins[:count]
-        return Example(self.anchor, self.positive, self.negatives[:count], margins)
+        return Example(self.anchor, self.positive, self.negatives[:count], margins, self.source)
 
 
 @dataclass
@@ -63,6 +74,9 @@ class TrainingSet:
         examples: rows over all datasets (one epoch's worth of training examples).
         skipped_rows: input rows the loss cannot use (e.g. no negative, for TripletLoss).
         score_source: where the teacher scores came from (cross_encoder, dense, bm25), for scored losses.
+        negatives_per_example: examples per negative count, after merging and dropping groups.
+        dropped_examples: examples left out because their group was too small for the loss (see
+            :func:`drop_groups_below`); neither ``examples`` nor ``pairs_by_source`` counts them.
     """
 
     datasets: dict[str, Dataset]
@@ -72,6 +86,7 @@ class TrainingSet:
     skipped_rows: int = 0
     score_source: str | None = None
     negatives_per_example: dict[str, int] = field(default_factory=dict)
+    dropped_examples: int = 0
 
     def trainer_dataset(self) -> DatasetDict:
         """The groups as a DatasetDict, so that :class:`AlignedProportionalBatchSampler` orders the batches
@@ -135,11 +150,12 @@ def mined_examples(rows: Iterable[MinedRow], needs: Loss) -> tuple[list[Example]
         if needs.needs_negatives and not row.negatives:
             skipped += 1
             continue
-        used[row.source or "unknown"] += 1
+        source = row.source or "unknown"
+        used[source] += 1
         if needs.one_negative and row.negatives:
-            examples += [Example(row.anchor, row.positive, (negative,)) for negative in row.negatives]
+            examples += [Example(row.anchor, row.positive, (negative,), source=source) for negative in row.negatives]
         else:
-            examples.append(Example(row.anchor, row.positive, row.negatives))
+            examples.append(Example(row.anchor, row.positive, row.negatives, source=source))
     return examples, used, skipped
 
 
@@ -150,9 +166,10 @@ def margin_examples(rows: Iterable[ScoredRow]) -> tuple[list[Example], Counter, 
         if not row.negatives:
             skipped += 1
             continue
-        used[row.source or "unknown"] += 1
+        source = row.source or "unknown"
+        used[source] += 1
         margins = tuple(row.positive_score - score for score in row.negative_scores)
-        examples.append(Example(row.anchor, row.positive, row.negatives, margins))
+        examples.append(Example(row.anchor, row.positive, row.negatives, margins, source))
     return examples, used, skipped
 
 
@@ -182,6 +199,31 @@ def group_by_negative_count(examples: list[Example], min_group_size: int) -> dic
             smaller = counts[position + 1]
             groups[smaller] = [e.truncated(smaller) for e in groups.pop(count)] + groups[smaller]
     return dict(sorted(groups.items()))
+
+
+def min_batch_rows(needs: Loss) -> int:
+    """The fewest rows a batch of this loss learns from: :data:`MIN_IN_BATCH_ROWS` with in-batch negatives, else 1
+    (a triplet or a margin row carries its whole loss)."""
+    return MIN_IN_BATCH_ROWS if needs.in_batch_negatives else 1
+
+
+def drop_groups_below(groups: dict[int, list[Example]], min_rows: int) -> tuple[dict[int, list[Example]], list[Example]]:
+    """(the groups of at least ``min_rows`` examples, the examples of the others).
+
+    After :func:`group_by_negative_count` only the group with the fewest negatives can be smaller than a batch:
+    it has no smaller group to join. Below ``min_rows`` (a single row, for the losses with in-batch negatives)
+    its batch teaches nothing: a row without negatives scores its positive against nothing else, so its
+    MultipleNegativesRankingLoss is exactly 0, yet the step counts, the schedule advances and AdamW's momentum
+    and weight decay still move the weights; a row with negatives misses every in-batch negative.
+
+    Such rows are dropped (and counted) rather than folded into another group. A row cannot gain negatives:
+    padding would invent or repeat texts, a false negative or a duplicate that the NO_DUPLICATES batches
+    exclude. Folding would therefore cut every row of a larger group, at least a full batch of them, down to
+    the lone group's count, throwing away the mined negatives of many rows to keep one.
+    """
+    kept = {count: group for count, group in groups.items() if len(group) >= min_rows}
+    dropped = [example for count, group in groups.items() if count not in kept for example in group]
+    return kept, dropped
 
 
 def tuples_dataset(examples: list[Example]) -> Dataset:
@@ -225,7 +267,30 @@ def build_training_set(settings: TrainParams, negatives_dir: Path, min_group_siz
         hint = (f": all {skipped} rows lack a negative, which params.yaml: train.loss {settings.loss} needs; set "
                 "mine_negatives.num_negatives to 1 or more, or choose MultipleNegativesRankingLoss") if skipped else ""
         raise PipelineError(f"{source_file}: no training example{hint}")
-    groups = group_by_negative_count(examples, min_group_size)
+    min_rows = min_batch_rows(needs)
+    groups, dropped = drop_groups_below(group_by_negative_count(examples, min_group_size), min_rows)
+    if not groups:
+        raise PipelineError(f"{source_file}: only {len(dropped)} training example, but params.yaml: train.loss "
+                            f"{settings.loss} needs at least {min_rows} in a batch (the other rows are its in-batch "
+                            "negatives); add training pairs")
+    if dropped:
+        # A dropped group holds fewer than MIN_IN_BATCH_ROWS examples, and all the examples of a row share a group,
+        # so each dropped example is a whole input row.
+        used.subtract(Counter(example.source for example in dropped))
+        used = +used
+        if distributed.is_main_process():
+            logger.warning(drop_warning(dropped, settings.loss, source_file))
     datasets = {f"negatives_{count}": tuples_dataset(group) for count, group in groups.items()}
-    return TrainingSet(datasets, source_file, dict(sorted(used.items())), len(examples), skipped, score_source,
-                       {str(count): len(group) for count, group in groups.items()})
+    kept = sum(len(group) for group in groups.values())
+    return TrainingSet(datasets, source_file, dict(sorted(used.items())), kept, skipped, score_source,
+                       {str(count): len(group) for count, group in groups.items()}, len(dropped))
+
+
+def drop_warning(dropped: list[Example], loss: str, source_file: Path) -> str:
+    """The warning for examples left out by :func:`drop_groups_below`."""
+    counts = sorted({len(example.negatives) for example in dropped})
+    negatives = " or ".join(str(count) for count in counts)
+    return (f"{len(dropped)} training example(s) of {source_file} with {negatives} negative(s) left out "
+            f"(reports: dropped_examples): no other example has as few negatives, and alone they would make a batch "
+            f"of {len(dropped)}, from which {loss} learns nothing (it needs {MIN_IN_BATCH_ROWS} rows, each the "
+            "others' in-batch negatives)")

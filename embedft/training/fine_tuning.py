@@ -29,8 +29,17 @@ from embedft.training.data import TrainingSet
 from embedft.training.lora import add_lora, merge_lora
 from embedft.training.losses import build_loss, describe_loss
 from embedft.training.model_card import CardFacts
-from embedft.training.monitor import DEV_CURVES, DevEvaluator, DevSet, EvaluateAtLastStep, TrainingCurves, dev_evaluator, dev_metrics
-from embedft.training.run_report import card_facts, dev_report, run_report
+from embedft.training.monitor import (
+    DEV_CURVES,
+    DevEvaluator,
+    DevSet,
+    EvaluateAtLastStep,
+    LogAtCheckpoints,
+    TrainingCurves,
+    dev_evaluator,
+    dev_metrics,
+)
+from embedft.training.run_report import card_facts, dev_report, mean_training_loss, run_report
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +52,8 @@ def load_guide(settings: TrainParams, base: BaseParams, machine: MachineSettings
     if not LOSSES[settings.loss].needs_guide:
         return None
     name, key = (settings.gist_guide, "train.gist_guide") if settings.gist_guide else (base.model, "base.model")
-    guide = load_model_with(base, machine, name, settings.max_seq_length, key=key, device=device)
+    guide = load_model_with(base, machine, name, settings.max_seq_length, key=key, device=device,
+                            length_key="train.max_seq_length")
     guide.requires_grad_(False)
     return guide
 
@@ -76,7 +86,8 @@ def fine_tune(
     device = distributed.process_device(pick_device(machine.device, machine.on_missing_gpu))
     choose_precision(settings.precision, device)  # an impossible precision fails before any model is loaded
     guide = load_guide(settings, base, machine, device)
-    model = load_model_with(base, machine, max_seq_length=settings.max_seq_length, device=device)
+    model = load_model_with(base, machine, max_seq_length=settings.max_seq_length, device=device,
+                            length_key="train.max_seq_length")
     passages, truncated = count_truncated_passages(model, training, base.document_prompt)
     if distributed.is_main_process() and (warning := truncation_warning("distinct training passages", truncated, passages,
                                                                          settings.max_seq_length, "train.max_seq_length")):
@@ -93,7 +104,9 @@ def fine_tune(
         logger.info(describe_start(checkpoints, fingerprint, machine.resume, start))
     curves = curves or TrainingCurves(checkpoints / "dvclive", write=False)
     curves.write = curves.write and main_process
-    stage_callbacks: list[TrainerCallback] = [curves, EvaluateAtLastStep(evaluate=evaluator is not None), *callbacks]
+    # LogAtCheckpoints follows every callback that decides to save (EvaluateAtLastStep, the trainer's own).
+    stage_callbacks: list[TrainerCallback] = [curves, EvaluateAtLastStep(evaluate=evaluator is not None), *callbacks,
+                                              LogAtCheckpoints()]
     early_stopping = None
     if evaluator is not None and settings.early_stopping_patience:
         early_stopping = EarlyStoppingCallback(settings.early_stopping_patience, settings.early_stopping_threshold)
@@ -130,7 +143,8 @@ def fine_tune(
                      and early_stopping.early_stopping_patience_counter >= settings.early_stopping_patience)
     report = run_report(
         training, state, settings, device=device, world_size=world, resumed_step=resumed_step,
-        training_loss=result.training_loss, stopped_early=stopped_early, seconds=seconds,
+        training_loss=mean_training_loss(state.log_history, resumed_step, state.global_step, result.training_loss),
+        stopped_early=stopped_early, seconds=seconds,
         eval_seconds=evaluator.seconds - eval_seconds_before if evaluator is not None else 0.0,
         dev=dev_report(dev, state, base_dev) if dev is not None else None,
     )

@@ -206,6 +206,23 @@ class TrainingCurves(TrainerCallback):
         return dict(row.split("\t")[:2] for row in rows if row)
 
 
+class LogAtCheckpoints(TrainerCallback):
+    """Log the loss at every step that writes a checkpoint, as well as every `train.logging_steps`.
+
+    The trainer keeps the loss of the steps since its last log in memory only, so a checkpoint written between
+    two logs would lose those steps' losses, and a run resumed from it could not report the mean loss of the
+    whole run (:func:`embedft.training.run_report.mean_training_loss`). Logging first puts them in the log
+    history the checkpoint saves. Added after the callbacks that decide to save, it adds a point to the loss and
+    learning-rate curves at a checkpoint step that is not a logging step, in a resumed run and an uninterrupted
+    one alike.
+    """
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if control.should_save:
+            control.should_log = True
+        return control
+
+
 class EvaluateAtLastStep(TrainerCallback):
     """Evaluate and checkpoint at the last step too, so the final model is measured and can be chosen as best
     (without a dev split there is nothing to do: the stage saves the final model itself)."""

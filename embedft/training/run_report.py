@@ -36,6 +36,28 @@ def dev_report(dev: DevSet, state: TrainerState, base_dev: dict[str, float] | No
     return report
 
 
+def mean_training_loss(log_history: list[dict], resumed_step: int, global_step: int, loss_since_resume: float) -> float:
+    """The mean loss per optimizer step over the whole run, whether or not it was resumed.
+
+    The trainer's ``training_loss`` averages the steps of its own ``train()`` call only, so after resuming from
+    step ``resumed_step`` it leaves out every step before. Those steps are in the checkpoint's log history: each
+    logged ``loss`` is the mean over the steps since the previous log, and
+    :class:`embedft.training.monitor.LogAtCheckpoints` logs at every checkpoint, so the history reaches the
+    resumed step. The result is their step-weighted sum plus ``loss_since_resume`` times the steps run since,
+    over all steps: the uninterrupted run's ``training_loss`` to rounding. A run that was not resumed keeps
+    ``loss_since_resume`` as it is.
+    """
+    if not resumed_step:
+        return loss_since_resume
+    total, covered = 0.0, 0
+    for entry in log_history:
+        if "loss" in entry and covered < entry["step"] <= resumed_step:
+            total += entry["loss"] * (entry["step"] - covered)
+            covered = entry["step"]
+    run = global_step - resumed_step
+    return (total + loss_since_resume * run) / max(covered + run, 1)
+
+
 def peak_memory_mb(device: str) -> dict[str, float]:
     """Peak resident memory of the process (and peak allocated GPU memory), the largest over all processes."""
     peak = {"peak_rss_mb": round(distributed.max_over_processes(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), 1)}
@@ -52,7 +74,8 @@ def run_report(
 
     ``pairs_seen`` counts optimizer steps times pairs per step (batch size x accumulation x processes), an upper
     bound when a group's last batch is partial. ``pairs_per_second`` is this run's pairs over its wall time
-    without dev evaluation (a resumed run counts from its checkpoint). The fields in :data:`RUN_MEASUREMENTS`
+    without dev evaluation (a resumed run counts from its checkpoint). ``training_loss`` is the mean over every
+    step (:func:`mean_training_loss`). The fields in :data:`RUN_MEASUREMENTS`
     differ from run to run; every other field is the same for the same inputs.
     """
     effective_batch = settings.batch_size * settings.gradient_accumulation_steps * world_size
@@ -62,6 +85,7 @@ def run_report(
         "pairs_by_source": training.pairs_by_source,
         "skipped_rows": training.skipped_rows,
         "examples": training.examples,
+        "dropped_examples": training.dropped_examples,
         "steps": state.global_step,
         "epochs": round(float(state.epoch or 0.0), 4),
         "effective_batch_size": effective_batch,
