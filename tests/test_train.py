@@ -21,7 +21,7 @@ from embedft.encoding.models import is_out_of_memory, load_model
 from embedft.training.arguments import choose_precision, out_of_memory_message, prompts_for
 from embedft.training.checkpoints import last_complete_checkpoint, prepare_folder, resume_point, run_fingerprint
 from embedft.training.data import Example, build_training_set, check_settings, drop_groups_below, group_by_negative_count
-from embedft.training.losses import build_loss, matryoshka_schedule
+from embedft.training.losses import OrthogonalRegularizedLoss, build_loss, describe_loss, matryoshka_schedule
 from embedft.training.model_card import CardFacts, card_with_test_metrics, non_default_params, render_model_card
 from embedft.training.monitor import CURVES, DEV_COLUMNS, DEV_CURVES, TrainingCurves, load_dev_set
 
@@ -189,6 +189,23 @@ def test_margin_mse_labels_are_score_margins(tmp_path):
     assert training.score_source == "cross_encoder" and training.source_file == tmp_path / SCORED_FILE
 
 
+def test_distillation_labels_are_the_teacher_scores_positive_first(tmp_path):
+    one_negative = {**scored_rows(1)[0], "anchor": "a query with one scored negative", "negatives": ["n"], "negative_scores": [0.3]}
+    no_negative = {**scored_rows(1)[0], "anchor": "a query without a negative", "negatives": [], "negative_scores": []}
+    write_jsonl(tmp_path / SCORED_FILE, [*scored_rows(8), one_negative, no_negative])
+    training = build_training_set(TrainParams(loss="DistillKLDivLoss"), tmp_path, min_group_size=4)
+    assert training.skipped_rows == 1 and training.pairs == 9  # a softmax over the positive alone teaches nothing
+    dataset = training.datasets["negatives_2"]
+    assert dataset.column_names == ["anchor", "positive", "negative_1", "negative_2", "label"]
+    assert dataset[0]["label"] == pytest.approx([0.9, 0.4, 0.1])
+    assert training.datasets["negatives_1"]["label"] == [pytest.approx([0.9, 0.3])]
+    # A group too small for a batch joins a smaller one: its scores are cut with its negatives.
+    merged = build_training_set(TrainParams(loss="DistillKLDivLoss"), tmp_path, min_group_size=9)
+    assert sorted(merged.datasets) == ["negatives_1"] and merged.datasets["negatives_1"]["label"][0] == pytest.approx([0.9, 0.4])
+    margins = build_training_set(TrainParams(loss="MarginMSELoss"), tmp_path, min_group_size=9)
+    assert margins.datasets["negatives_1"]["label"][0] == pytest.approx([0.5])
+
+
 def test_cosent_trains_on_scored_pairs(tmp_path):
     write_jsonl(tmp_path / SCORED_FILE, scored_rows(4))
     training = build_training_set(TrainParams(loss="CoSENTLoss"), tmp_path, min_group_size=4)
@@ -212,7 +229,7 @@ def test_triplet_loss_without_negatives_names_the_keys(tmp_path):
     assert "train.loss TripletLoss" in message and "mine_negatives.num_negatives" in message
 
 
-@pytest.mark.parametrize("loss", ["MarginMSELoss", "CoSENTLoss"])
+@pytest.mark.parametrize("loss", ["MarginMSELoss", "CoSENTLoss", "DistillKLDivLoss"])
 def test_score_losses_without_scores_name_the_key(tmp_path, loss):
     write_jsonl(tmp_path / "negatives.jsonl", mined_rows(4))
     (tmp_path / SCORED_FILE).write_text("")
@@ -238,7 +255,7 @@ def test_matryoshka_schedule():
 
 
 @pytest.mark.parametrize("name", ["MultipleNegativesRankingLoss", "CachedMultipleNegativesRankingLoss", "GISTEmbedLoss",
-                                  "CachedGISTEmbedLoss", "TripletLoss", "CoSENTLoss", "MarginMSELoss"])
+                                  "CachedGISTEmbedLoss", "TripletLoss", "CoSENTLoss", "MarginMSELoss", "DistillKLDivLoss"])
 def test_build_loss_makes_the_named_loss(tiny_model, name):
     loss = build_loss(tiny_model, TrainParams(loss=name, matryoshka_dims=[]), MachineSettings(train_mini_batch_size=8), guide=tiny_model)
     assert type(loss).__name__ == name
@@ -248,6 +265,92 @@ def test_build_loss_makes_the_named_loss(tiny_model, name):
         assert loss.triplet_margin == TrainParams().triplet_margin
     wrapped = build_loss(tiny_model, TrainParams(loss=name, matryoshka_dims=[32]), MachineSettings(), guide=tiny_model)
     assert isinstance(wrapped, losses.MatryoshkaLoss) and list(wrapped.matryoshka_dims) == [64, 32]
+
+
+def test_the_default_loss_is_plain_infonce(tiny_model):
+    loss = build_loss(tiny_model, TrainParams(), MachineSettings())
+    assert isinstance(loss, losses.MatryoshkaLoss) and type(loss.loss) is losses.MultipleNegativesRankingLoss
+    assert loss.loss.get_config_dict() == losses.MultipleNegativesRankingLoss(tiny_model).get_config_dict()
+    assert describe_loss(loss) == "MatryoshkaLoss(MultipleNegativesRankingLoss, dims 64, weights 1)"
+
+
+@pytest.mark.parametrize("name", ["MultipleNegativesRankingLoss", "CachedMultipleNegativesRankingLoss"])
+def test_contrastive_options_reach_the_loss(tiny_model, name):
+    settings = TrainParams(loss=name, hardness_mode="hard_negatives", hardness_strength=5.0, partition_mode="joint",
+                           directions=["query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc"])
+    loss = build_loss(tiny_model, settings, MachineSettings()).loss  # inside MatryoshkaLoss
+    assert type(loss).__name__ == name
+    assert (loss.hardness_mode, loss.hardness_strength, loss.partition_mode) == ("hard_negatives", 5.0, "joint")
+    assert loss.directions == ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc")
+    symmetric = TrainParams(loss=name, directions=["query_to_doc", "doc_to_query"], partition_mode="per_direction",
+                            hardness_mode="in_batch_negatives", hardness_strength=9.0, matryoshka_dims=[])
+    loss = build_loss(tiny_model, symmetric, MachineSettings())
+    assert loss.directions == ("query_to_doc", "doc_to_query") and loss.partition_mode == "per_direction"
+    assert (loss.hardness_mode, loss.hardness_strength) == ("in_batch_negatives", 9.0)
+
+
+def test_distillation_scores_the_student_by_cosine_at_its_temperatures(tiny_model):
+    from sentence_transformers.util import pairwise_cos_sim
+
+    settings = TrainParams(loss="DistillKLDivLoss", distill_student_temperature=0.1, distill_teacher_temperature=0.02)
+    loss = build_loss(tiny_model, settings, MachineSettings()).loss
+    assert isinstance(loss, losses.DistillKLDivLoss) and loss.similarity_fct is pairwise_cos_sim
+    assert (loss.student_temperature, loss.teacher_temperature) == (0.1, 0.02)
+
+
+def test_orthogonal_regulariser_adds_its_terms_to_the_loss(tiny_model):
+    settings = TrainParams(orthogonal_weight=0.5, matryoshka_dims=[])
+    loss = build_loss(tiny_model, settings, MachineSettings())
+    assert isinstance(loss, OrthogonalRegularizedLoss) and type(loss.loss) is losses.MultipleNegativesRankingLoss
+    assert (loss.regularizer.mean_weight, loss.regularizer.second_moment_weight) == (0.5, 0.5)
+    assert describe_loss(loss) == "MultipleNegativesRankingLoss + GlobalOrthogonalRegularizationLoss (weight 0.5)"
+    wrapped = build_loss(tiny_model, TrainParams(orthogonal_weight=0.5, matryoshka_dims=[32]), MachineSettings())
+    assert describe_loss(wrapped) == ("MatryoshkaLoss(MultipleNegativesRankingLoss + GlobalOrthogonalRegularizationLoss "
+                                      "(weight 0.5), dims 64/32, weights 1/1)")
+    batch = [tiny_model.tokenize([f"query {i}" for i in range(4)]), tiny_model.tokenize(DOC_TEXTS[:4])]
+    tiny_model.eval()  # no dropout: the same texts give the same embeddings in each call
+    with torch.no_grad():
+        total = loss(batch, torch.empty(0))
+        infonce = loss.loss(batch, torch.empty(0))
+        terms = loss.regularizer(batch)
+    assert set(terms) == {"gor_mean", "gor_second_moment"} and float(terms["gor_mean"]) > 0
+    assert float(total) == pytest.approx(float(infonce + terms["gor_mean"] + terms["gor_second_moment"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"loss": "TripletLoss", "hardness_mode": "in_batch_negatives", "hardness_strength": 9.0},
+     "train.hardness_mode applies only to train.loss MultipleNegativesRankingLoss or CachedMultipleNegativesRankingLoss, "
+     "not TripletLoss; leave it at its default (null)"),
+    ({"loss": "GISTEmbedLoss", "directions": ["query_to_doc", "doc_to_query"]},
+     "train.directions applies only to train.loss MultipleNegativesRankingLoss or CachedMultipleNegativesRankingLoss, not "
+     "GISTEmbedLoss; leave it at its default ([\"query_to_doc\"])"),
+    ({"loss": "MarginMSELoss", "partition_mode": "per_direction"}, "train.partition_mode applies only to"),
+    ({"distill_teacher_temperature": 1.0},
+     "train.distill_teacher_temperature applies only to train.loss DistillKLDivLoss, not MultipleNegativesRankingLoss"),
+    ({"loss": "DistillKLDivLoss", "triplet_margin": 1.0}, "train.triplet_margin applies only to train.loss TripletLoss"),
+    ({"loss": "CachedMultipleNegativesRankingLoss", "orthogonal_weight": 0.1},
+     "train.orthogonal_weight applies only to train.loss MultipleNegativesRankingLoss, not CachedMultipleNegativesRankingLoss"),
+    ({"hardness_mode": "hard_negatives"}, "train.hardness_mode hard_negatives needs train.hardness_strength above 0"),
+    ({"hardness_strength": 5.0}, "train.hardness_strength 5 has no effect while train.hardness_mode is null"),
+    ({"directions": ["doc_to_query"]}, "train.directions ['doc_to_query'] must include query_to_doc"),
+    ({"directions": ["query_to_doc", "query_to_doc"]}, "lists a direction twice"),
+    ({"directions": ["query_to_doc", "doc_to_doc"], "partition_mode": "per_direction"},
+     "train.partition_mode per_direction cannot take train.directions doc_to_doc"),
+])
+def test_loss_options_the_loss_would_ignore_or_cannot_take_are_refused(tmp_path, changes, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"train": changes}))
+    with pytest.raises(PipelineError) as caught:
+        load_params(path)
+    assert str(caught.value).startswith(f"{path}: key 'train': ") and message in str(caught.value)
+
+
+def test_unknown_loss_option_values_name_the_key(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  hardness_mode: hardest\n  directions: [query_to_doc, doc_to_passage]\n")
+    with pytest.raises(PipelineError) as caught:
+        load_params(path)
+    assert "key 'train.hardness_mode'" in str(caught.value) and "key 'train.directions.1'" in str(caught.value)
 
 
 def test_in_batch_negatives_are_gathered_across_processes(tiny_model):

@@ -8,6 +8,7 @@ batch sizes for inference, resuming) is not here: see :mod:`embedft.config.machi
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Literal
@@ -15,7 +16,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from embedft.config.choices import CORPUS_SOURCE_NAMES, SOURCE_NAMES
-from embedft.config.losses import LOSS_NAMES
+from embedft.config.losses import DIRECTIONS, HARDNESS_MODES, LOSS_NAMES, LOSSES, PARTITION_MODES, loss_param_keys
 from embedft.config.validation import Section, read_yaml_mapping, validate
 from embedft.core import PipelineError
 
@@ -376,6 +377,35 @@ class TrainParams(Section):
     )
     gist_guide: str = Field("", description="GIST losses: the guide model; empty = base.model.")
     triplet_margin: float = Field(5.0, gt=0, description="TripletLoss: the negative must be this much farther (Euclidean).")
+    hardness_mode: Literal[tuple(HARDNESS_MODES)] | None = Field(  # type: ignore[valid-type]
+        None, description="MultipleNegativesRankingLoss and its Cached form: which negatives get hardness weighting "
+        "(in_batch_negatives, hard_negatives, all_negatives; see embedft.config.losses); null = off.",
+    )
+    hardness_strength: float = Field(
+        0.0, ge=0.0, description="Hardness weighting: strength * cosine (without gradient) added to each weighted "
+        "negative's logit; needs hardness_mode, which needs it above 0.",
+    )
+    directions: list[Literal[tuple(DIRECTIONS)]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["query_to_doc"],
+        description="MultipleNegativesRankingLoss and its Cached form: the contrastive terms (query_to_doc, always "
+        "included; doc_to_query; query_to_query; doc_to_doc: all four with partition_mode joint is GTE's loss).",
+    )
+    partition_mode: Literal[tuple(PARTITION_MODES)] = Field(  # type: ignore[valid-type]
+        "joint", description="How the directions share the softmax: joint (one over all) or per_direction (averaged; "
+        "not with query_to_query or doc_to_doc).",
+    )
+    orthogonal_weight: float = Field(
+        0.0, ge=0.0, description="MultipleNegativesRankingLoss: weight of the global orthogonal regulariser's two terms "
+        "(texts of a batch spread out, for quantization); 0 = off.",
+    )
+    distill_student_temperature: float = Field(
+        0.05, gt=0.0, description="DistillKLDivLoss: temperature of the student's cosine scores in its softmax over a "
+        "query's candidates (0.05 = MultipleNegativesRankingLoss's scale 20).",
+    )
+    distill_teacher_temperature: float = Field(
+        0.05, gt=0.0, description="DistillKLDivLoss: temperature of the teacher's scores (scored.jsonl); lower = a "
+        "sharper target.",
+    )
     epochs: float = Field(1.0, gt=0)
     max_steps: int = Field(0, ge=0, description="Stop after this many optimizer steps; 0 = run `epochs`.")
     batch_size: int = Field(32, ge=2, description="Pairs per batch and device; in-batch negatives grow with it.")
@@ -429,7 +459,39 @@ class TrainParams(Section):
             )
         if any(w <= 0 for w in self.matryoshka_weights):
             raise ValueError("matryoshka_weights must be positive")
+        self.check_loss_options()
         return self
+
+    def check_loss_options(self) -> None:
+        """Refuse a loss option that ``loss`` would ignore, and option values that do nothing or cannot go together."""
+        for key, takers in loss_param_keys().items():
+            default = type(self).model_fields[key].get_default(call_default_factory=True)
+            if self.loss not in takers and getattr(self, key) != default:
+                raise ValueError(f"train.{key} applies only to train.loss {' or '.join(takers)}, not {self.loss}; "
+                                 f"leave it at its default ({json.dumps(default)}) or change train.loss")
+        if self.orthogonal_weight and not LOSSES[self.loss].regularizable:
+            takers = " or ".join(name for name, loss in LOSSES.items() if loss.regularizable)
+            raise ValueError(f"train.orthogonal_weight applies only to train.loss {takers}, not {self.loss} (the "
+                             "regulariser shares the loss's forward pass and needs batches without repeated texts); "
+                             "set it to 0 or change train.loss")
+        if self.hardness_mode is not None and self.hardness_strength == 0:
+            raise ValueError(f"train.hardness_mode {self.hardness_mode} needs train.hardness_strength above 0 (Lan et al. "
+                             "use 9 for in_batch_negatives, EmbeddingGemma 5 for hard_negatives); set hardness_mode "
+                             "null to turn hardness weighting off")
+        if self.hardness_mode is None and self.hardness_strength:
+            raise ValueError(f"train.hardness_strength {self.hardness_strength:g} has no effect while train.hardness_mode "
+                             "is null; name the negatives to weight (in_batch_negatives, hard_negatives or "
+                             "all_negatives) or set hardness_strength to 0")
+        if "query_to_doc" not in self.directions:
+            raise ValueError(f"train.directions {self.directions} must include query_to_doc, the only term that holds "
+                             "each query's own positive")
+        if len(set(self.directions)) != len(self.directions):
+            raise ValueError(f"train.directions {self.directions} lists a direction twice")
+        same_type = [d for d in self.directions if d in ("query_to_query", "doc_to_doc")]
+        if self.partition_mode == "per_direction" and same_type:
+            raise ValueError(f"train.partition_mode per_direction cannot take train.directions {', '.join(same_type)}: "
+                             "their candidates never include the positive, so a softmax of their own is ill-defined; "
+                             "use partition_mode joint")
 
 
 class EvaluateParams(Section):

@@ -47,20 +47,27 @@ class Example:
         anchor: the query-side text.
         positive: the relevant document.
         negatives: hard negatives, hardest first as mined.
-        margins: MarginMSELoss only: teacher score of the positive minus that of each negative.
+        scores: the scored losses only: the teacher's score of the positive, then of each negative.
         source: the ``source`` of the input row (labelled, title, ...), counted in the report.
     """
 
     anchor: str
     positive: str
     negatives: tuple[str, ...] = ()
-    margins: tuple[float, ...] | None = None
+    scores: tuple[float, ...] | None = None
     source: str = "unknown"
 
     def truncated(self, count: int) -> Example:
-        """The same example keeping only its first ``count`` negatives (and their margins)."""
-        margins = None if self.margins is None else self.margins[:count]
-        return Example(self.anchor, self.positive, self.negatives[:count], margins, self.source)
+        """The same example keeping only its first ``count`` negatives (and their scores)."""
+        scores = None if self.scores is None else self.scores[:count + 1]
+        return Example(self.anchor, self.positive, self.negatives[:count], scores, self.source)
+
+    def label(self, kind: str) -> list[float]:
+        """The ``label`` column's value for a scored loss (:attr:`embedft.config.Loss.label`): ``margins``, the
+        positive's score minus each negative's (MarginMSELoss), or ``scores``, the teacher's scores themselves
+        (DistillKLDivLoss)."""
+        positive, *negatives = self.scores or ()
+        return [positive - score for score in negatives] if kind == "margins" else list(self.scores)
 
 
 @dataclass
@@ -138,8 +145,8 @@ def score_warning(training: TrainingSet) -> str | None:
     """A warning when teacher scores come from BM25, whose scale differs from query to query."""
     if training.score_source and "bm25" in training.score_source:
         return (f"the teacher scores in {training.source_file} come from BM25, whose scale varies from query to query and "
-                "is far from the student's cosine; CoSENTLoss and MarginMSELoss learn best from cross-encoder or dense "
-                "scores")
+                f"is far from the student's cosine; the score losses ({', '.join(n for n, loss in LOSSES.items() if loss.scored)}) "
+                "learn best from cross-encoder or dense scores")
     return None
 
 
@@ -159,8 +166,9 @@ def mined_examples(rows: Iterable[MinedRow], needs: Loss) -> tuple[list[Example]
     return examples, used, skipped
 
 
-def margin_examples(rows: Iterable[ScoredRow]) -> tuple[list[Example], Counter, int]:
-    """MarginMSELoss examples: each scored negative with the teacher's margin positive_score - negative_score."""
+def scored_examples(rows: Iterable[ScoredRow]) -> tuple[list[Example], Counter, int]:
+    """MarginMSELoss and DistillKLDivLoss examples: each row's scored negatives with the teacher's scores
+    (rows without a negative are skipped)."""
     examples, used, skipped = [], Counter(), 0
     for row in rows:
         if not row.negatives:
@@ -168,8 +176,7 @@ def margin_examples(rows: Iterable[ScoredRow]) -> tuple[list[Example], Counter, 
             continue
         source = row.source or "unknown"
         used[source] += 1
-        margins = tuple(row.positive_score - score for score in row.negative_scores)
-        examples.append(Example(row.anchor, row.positive, row.negatives, margins, source))
+        examples.append(Example(row.anchor, row.positive, row.negatives, (row.positive_score, *row.negative_scores), source))
     return examples, used, skipped
 
 
@@ -226,14 +233,15 @@ def drop_groups_below(groups: dict[int, list[Example]], min_rows: int) -> tuple[
     return kept, dropped
 
 
-def tuples_dataset(examples: list[Example]) -> Dataset:
-    """Columns anchor, positive, negative_1..k (and ``label`` with the margins, when the examples carry them)."""
+def tuples_dataset(examples: list[Example], label: str = "") -> Dataset:
+    """Columns anchor, positive, negative_1..k, and ``label`` (:meth:`Example.label` of kind ``label``) unless
+    ``label`` is empty."""
     count = len(examples[0].negatives)
     columns: dict[str, list] = {"anchor": [e.anchor for e in examples], "positive": [e.positive for e in examples]}
     for i in range(count):
         columns[f"negative_{i + 1}"] = [e.negatives[i] for e in examples]
-    if examples[0].margins is not None:
-        columns["label"] = [list(e.margins) for e in examples]
+    if label:
+        columns["label"] = [e.label(label) for e in examples]
     return Dataset.from_dict(columns)
 
 
@@ -259,7 +267,7 @@ def build_training_set(settings: TrainParams, negatives_dir: Path, min_group_siz
             dataset, used = cosent_dataset(rows)
             return TrainingSet({"pairs": dataset}, source_file, dict(sorted(used.items())), len(dataset),
                                score_source=score_source)
-        examples, used, skipped = margin_examples(rows)
+        examples, used, skipped = scored_examples(rows)
     else:
         source_file = negatives_dir / NEGATIVES_FILE
         examples, used, skipped = mined_examples(read_negatives(source_file), needs)
@@ -280,7 +288,7 @@ def build_training_set(settings: TrainParams, negatives_dir: Path, min_group_siz
         used = +used
         if distributed.is_main_process():
             logger.warning(drop_warning(dropped, settings.loss, source_file))
-    datasets = {f"negatives_{count}": tuples_dataset(group) for count, group in groups.items()}
+    datasets = {f"negatives_{count}": tuples_dataset(group, needs.label) for count, group in groups.items()}
     kept = sum(len(group) for group in groups.values())
     return TrainingSet(datasets, source_file, dict(sorted(used.items())), kept, skipped, score_source,
                        {str(count): len(group) for count, group in groups.items()}, len(dropped))

@@ -1,18 +1,53 @@
-"""The training loss named by `train.loss` (see the registry :data:`embedft.config.LOSSES`), optionally wrapped in
-MatryoshkaLoss."""
+"""The training loss named by `train.loss` (see the registry :data:`embedft.config.LOSSES`), with the global
+orthogonal regulariser added when `train.orthogonal_weight` is above 0, optionally wrapped in MatryoshkaLoss."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import torch
-from sentence_transformers import SentenceTransformer
+from sentence_transformers import SentenceTransformer, util
+from sentence_transformers.base.losses.merged_forward import embed_columns
 from sentence_transformers.sentence_transformer import losses
 
 from embedft.config import LOSSES, MachineSettings, TrainParams
 from embedft.core import PipelineError
 
 logger = logging.getLogger(__name__)
+
+
+class OrthogonalRegularizedLoss(torch.nn.Module):
+    """A loss plus sentence-transformers' GlobalOrthogonalRegularizationLoss over the same embeddings.
+
+    The regulariser pushes the mean cosine of a batch's unrelated texts (each column: the queries, the positives,
+    the negatives) towards 0 and their mean squared cosine towards 1/dimension, i.e. spreads the embeddings over
+    the sphere, which keeps them apart once quantized to int8 or binary (Zhang et al. 2017; EmbeddingGemma). It is
+    a separate loss in sentence-transformers, meant to be summed with the main one; here both share one forward
+    pass: the columns are embedded once and handed to each loss's ``compute_loss_from_embeddings``. Inside
+    MatryoshkaLoss every trained width is regularised.
+
+    Args:
+        model: the model being trained.
+        loss: the main loss; it must compute its value from embeddings (``compute_loss_from_embeddings``).
+        weight: the weight of both regulariser terms (mean and second moment), added to the main loss.
+    """
+
+    def __init__(self, model: SentenceTransformer, loss: torch.nn.Module, weight: float) -> None:
+        super().__init__()
+        self.model = model
+        self.loss = loss
+        self.weight = weight
+        self.regularizer = losses.GlobalOrthogonalRegularizationLoss(model, mean_weight=weight, second_moment_weight=weight)
+
+    def forward(self, sentence_features: Iterable[dict[str, torch.Tensor]], labels: torch.Tensor) -> torch.Tensor:
+        embeddings = embed_columns(self.model, sentence_features)
+        terms = self.regularizer.compute_loss_from_embeddings(embeddings)
+        return self.loss.compute_loss_from_embeddings(embeddings, labels) + sum(terms.values())
+
+    def get_config_dict(self) -> dict[str, object]:
+        """What the trainer's own model card data records of a loss."""
+        return {"loss": type(self.loss).__name__, "orthogonal_weight": self.weight}
 
 
 def matryoshka_schedule(model_dim: int, dims: list[int], weights: list[float]) -> tuple[list[int], list[float]]:
@@ -44,7 +79,7 @@ def base_loss(model: SentenceTransformer, settings: TrainParams, machine: Machin
 
     Args:
         model: the model being trained.
-        settings: `train.loss` and its options (e.g. triplet_margin).
+        settings: `train.loss` and its options (e.g. triplet_margin, hardness_mode), and `orthogonal_weight`.
         machine: the mini-batch size of the Cached losses.
         guide: the frozen guide model for the GIST losses; ignored by the others.
         world_size: training processes; above 1, in-batch negatives are gathered from every process.
@@ -59,7 +94,14 @@ def base_loss(model: SentenceTransformer, settings: TrainParams, machine: Machin
         options["mini_batch_size"] = machine.train_mini_batch_size
     if spec.gathers:
         options["gather_across_devices"] = world_size > 1
-    return getattr(losses, spec.name)(model, **options)
+    if spec.similarity:
+        options["similarity_fct"] = getattr(util, spec.similarity)
+    loss = getattr(losses, spec.name)(model, **options)
+    if settings.orthogonal_weight:
+        if not spec.regularizable:
+            raise PipelineError(f"params.yaml: train.orthogonal_weight cannot be added to train.loss {spec.name}")
+        return OrthogonalRegularizedLoss(model, loss, settings.orthogonal_weight)
+    return loss
 
 
 def build_loss(model: SentenceTransformer, settings: TrainParams, machine: MachineSettings,
@@ -73,9 +115,12 @@ def build_loss(model: SentenceTransformer, settings: TrainParams, machine: Machi
 
 
 def describe_loss(loss: torch.nn.Module) -> str:
-    """A one-line description for logs and the model card, e.g. 'MatryoshkaLoss(MultipleNegativesRankingLoss, dims 384/256)'."""
+    """A one-line description for logs and the model card, e.g. 'MatryoshkaLoss(MultipleNegativesRankingLoss, dims 384/256)'
+    or 'MultipleNegativesRankingLoss + GlobalOrthogonalRegularizationLoss (weight 0.1)'."""
     if isinstance(loss, losses.MatryoshkaLoss):
         dims = "/".join(str(d) for d in loss.matryoshka_dims)
         weights = "/".join(f"{w:g}" for w in loss.matryoshka_weights)
-        return f"MatryoshkaLoss({type(loss.loss).__name__}, dims {dims}, weights {weights})"
+        return f"MatryoshkaLoss({describe_loss(loss.loss)}, dims {dims}, weights {weights})"
+    if isinstance(loss, OrthogonalRegularizedLoss):
+        return f"{type(loss.loss).__name__} + {type(loss.regularizer).__name__} (weight {loss.weight:g})"
     return type(loss).__name__
