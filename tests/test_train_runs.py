@@ -79,19 +79,57 @@ def test_fine_tune_keeps_the_best_dev_checkpoint_and_reports(tiny_model_path, tm
     assert [int(line.split("\t")[0]) for line in dev_table[1:]] == [0, 3, 6, 9, 12]
 
 
-@pytest.mark.parametrize("loss", ["CachedMultipleNegativesRankingLoss", "GISTEmbedLoss", "CachedGISTEmbedLoss", "TripletLoss",
-                                  "CoSENTLoss", "MarginMSELoss"])
-def test_every_loss_trains(tiny_model_path, tmp_path, loss):
-    write_jsonl(tmp_path / "negatives.jsonl", mined_rows(24, negatives=(1, 2)))
-    write_jsonl(tmp_path / SCORED_FILE, scored_rows(12))
-    base = BaseParams(model=str(tiny_model_path), seed=0)
-    train = settings(loss=loss, max_steps=2)
-    before = encode(load_model(str(tiny_model_path), "cpu", 32))
+def two_steps(model_path: Path, folder: Path, **changes) -> tuple[SentenceTransformer, dict, str]:
+    """Two optimizer steps on mined rows with 1 and 2 negatives (and scored rows with 2): (model, report, loss as built)."""
+    write_jsonl(folder / "negatives.jsonl", mined_rows(24, negatives=(1, 2)))
+    write_jsonl(folder / SCORED_FILE, scored_rows(12))
+    train = settings(max_steps=2, **changes)
     machine = MACHINE.model_copy(update={"train_mini_batch_size": 2})
-    training = build_training_set(train, tmp_path, train.batch_size)
-    model, report, _ = fine_tune(training, None, base, train, machine, tmp_path / "checkpoints")
+    training = build_training_set(train, folder, train.batch_size)
+    model, report, facts = fine_tune(training, None, BaseParams(model=str(model_path), seed=0), train, machine, folder / "checkpoints")
     assert report["steps"] == 2 and np.isfinite(report["train_loss"]) and "dev" not in report
-    assert not np.allclose(before, encode(model), atol=1e-5)  # the weights moved
+    return model, report, facts.loss
+
+
+@pytest.fixture(scope="module")
+def untrained(tiny_model_path) -> np.ndarray:
+    return encode(load_model(str(tiny_model_path), "cpu", 32))
+
+
+@pytest.fixture(scope="module")
+def plain_contrastive(tiny_model_path, tmp_path_factory) -> np.ndarray:
+    """The default loss's model after :func:`two_steps`."""
+    return encode(two_steps(tiny_model_path, tmp_path_factory.mktemp("plain"))[0])
+
+
+@pytest.mark.parametrize("loss", ["CachedMultipleNegativesRankingLoss", "GISTEmbedLoss", "CachedGISTEmbedLoss", "TripletLoss",
+                                  "CoSENTLoss", "MarginMSELoss", "DistillKLDivLoss"])
+def test_every_loss_trains(tiny_model_path, tmp_path, untrained, loss):
+    model, _, built = two_steps(tiny_model_path, tmp_path, loss=loss)
+    assert built == f"MatryoshkaLoss({loss}, dims 64/32, weights 1/1)"
+    assert not np.allclose(untrained, encode(model), atol=1e-5)  # the weights moved
+
+
+@pytest.mark.parametrize("changes", [
+    {"hardness_mode": "in_batch_negatives", "hardness_strength": 9.0},
+    {"hardness_mode": "hard_negatives", "hardness_strength": 5.0},
+    {"hardness_mode": "all_negatives", "hardness_strength": 5.0},
+    {"directions": ["query_to_doc", "doc_to_query"], "partition_mode": "per_direction"},
+    {"directions": ["query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc"]},
+    {"orthogonal_weight": 1.0},
+], ids=["hardness-in-batch", "hardness-hard", "hardness-all", "symmetric", "gte", "orthogonal"])
+def test_each_contrastive_option_trains_a_different_model(tiny_model_path, tmp_path, untrained, plain_contrastive, changes):
+    model, _, built = two_steps(tiny_model_path, tmp_path, **changes)
+    assert built.startswith("MatryoshkaLoss(MultipleNegativesRankingLoss")
+    trained = encode(model)
+    assert not np.allclose(untrained, trained, atol=1e-5)  # the weights moved
+    assert not np.allclose(plain_contrastive, trained, atol=1e-5)  # and not as the default loss moves them
+
+
+def test_hardness_weighting_trains_with_the_cached_loss(tiny_model_path, tmp_path, untrained):
+    model, _, _ = two_steps(tiny_model_path, tmp_path, loss="CachedMultipleNegativesRankingLoss",
+                            hardness_mode="all_negatives", hardness_strength=5.0, directions=["query_to_doc", "doc_to_query"])
+    assert not np.allclose(untrained, encode(model), atol=1e-5)
 
 
 def test_lora_adapter_trains_and_the_saved_model_loads_plainly(tiny_model_path, tmp_path):

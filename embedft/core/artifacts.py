@@ -21,7 +21,7 @@ NEGATIVES_DIR = Path("data/negatives")
 NEGATIVES_FILE = "negatives.jsonl"
 """Inside a round's negatives folder: (anchor, positive, source, negative_1..k) rows."""
 SCORED_FILE = "scored.jsonl"
-"""Inside a round's negatives folder: the same rows with teacher scores (for CoSENT and MarginMSE)."""
+"""Inside a round's negatives folder: the same rows with teacher scores (for CoSENT, MarginMSE and DistillKLDiv)."""
 BASE_EMBEDDINGS_DIR = Path("data/embeddings/base")
 FINETUNED_EMBEDDINGS_DIR = Path("data/embeddings/finetuned")
 FINETUNED_MODEL_DIR = Path("models/finetuned")
