@@ -21,7 +21,7 @@ class OrthogonalRegularizedLoss(torch.nn.Module):
     """A loss plus sentence-transformers' GlobalOrthogonalRegularizationLoss over the same embeddings.
 
     The regulariser pushes the mean cosine of a batch's unrelated texts (each column: the queries, the positives,
-    the negatives) towards 0 and their mean squared cosine towards 1/dimension, i.e. spreads the embeddings over
+    the negatives) towards 0 and their mean squared cosine down to 1/dimension, i.e. spreads the embeddings over
     the sphere, which keeps them apart once quantized to int8 or binary (Zhang et al. 2017; EmbeddingGemma). It is
     a separate loss in sentence-transformers, meant to be summed with the main one; here both share one forward
     pass: the columns are embedded once and handed to each loss's ``compute_loss_from_embeddings``. Inside
@@ -97,11 +97,8 @@ def base_loss(model: SentenceTransformer, settings: TrainParams, machine: Machin
     if spec.similarity:
         options["similarity_fct"] = getattr(util, spec.similarity)
     loss = getattr(losses, spec.name)(model, **options)
-    if settings.orthogonal_weight:
-        if not spec.regularizable:
-            raise PipelineError(f"params.yaml: train.orthogonal_weight cannot be added to train.loss {spec.name}")
-        return OrthogonalRegularizedLoss(model, loss, settings.orthogonal_weight)
-    return loss
+    # TrainParams refuses orthogonal_weight for a loss that is not `regularizable`.
+    return OrthogonalRegularizedLoss(model, loss, settings.orthogonal_weight) if settings.orthogonal_weight else loss
 
 
 def build_loss(model: SentenceTransformer, settings: TrainParams, machine: MachineSettings,
