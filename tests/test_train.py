@@ -22,7 +22,7 @@ from embedft.training.arguments import choose_precision, out_of_memory_message, 
 from embedft.training.checkpoints import last_complete_checkpoint, prepare_folder, resume_point, run_fingerprint
 from embedft.training.data import Example, build_training_set, check_settings, drop_groups_below, group_by_negative_count
 from embedft.training.losses import build_loss, matryoshka_schedule
-from embedft.training.model_card import CardFacts, card_with_test_metrics, non_default_params, render_model_card
+from embedft.training.model_card import CardFacts, non_default_params, render_model_card
 from embedft.training.monitor import CURVES, DEV_COLUMNS, DEV_CURVES, TrainingCurves, load_dev_set
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
@@ -401,18 +401,6 @@ def test_model_card_without_prompts_or_dev():
     card = render_model_card(card_facts(query_prompt="", dev=None, lora=False, matryoshka_dims=[]))
     assert "model.encode(" in card and "encode_query" not in card and "truncate_dim" not in card
     assert "No dev split with judged queries" in card and "(all weights)" in card
-
-
-def test_card_with_test_metrics_fills_the_test_section():
-    card = render_model_card(card_facts())
-    finetuned = {"ndcg@10": 0.71, "mrr@10": 0.66, "recall@10": 0.9, "map@100": 0.6}
-    filled = card_with_test_metrics(card, finetuned, base={k: v - 0.05 for k, v in finetuned.items()}, queries=300)
-    head, _, test = filled.partition("## Test metrics")
-    assert head == card.partition("## Test metrics")[0]
-    assert "On 300 test queries" in test and "| ndcg@10 | 0.6600 | 0.7100 |" in test
-    with pytest.raises(ValueError, match="no '## Test metrics' section"):
-        card_with_test_metrics("# a card\n", finetuned)
-
 
 
 def test_mean_training_loss_counts_the_steps_before_the_resumed_checkpoint():

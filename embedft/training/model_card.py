@@ -124,7 +124,7 @@ def split_front_matter(card: str) -> tuple[dict, str]:
     found = FRONT_MATTER.match(card)
     if not found:
         return {}, card
-    return yaml.safe_load(found.group("yaml")) or {}, card[found.end():]
+    return yaml.safe_load(found.group("yaml")) or {}, card[found.end():].lstrip("\n")
 
 
 def with_front_matter(metadata: dict, body: str) -> str:
