@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 from conftest import TINY_DOCS
+from pydantic import ValidationError
 from sentence_transformers.sentence_transformer import losses
 from train_fixtures import DOC_TEXTS, mined_rows, scored_rows, write_jsonl, write_project
 
@@ -489,3 +490,50 @@ def test_bm25_teacher_scores_get_a_warning(tmp_path):
     assert "come from BM25" in score_warning(build_training_set(TrainParams(loss="CoSENTLoss"), tmp_path, 4))
     write_jsonl(tmp_path / SCORED_FILE, scored_rows(4))
     assert score_warning(build_training_set(TrainParams(loss="CoSENTLoss"), tmp_path, 4)) is None
+
+
+# --- trackers (train.report_to) ---------------------------------------------------------------------------------
+
+def test_report_to_reaches_the_trainer_and_dvclive_gets_its_own_folder(tmp_path):
+    from transformers.integrations import DVCLiveCallback
+
+    from embedft.training.arguments import TRACKER_FOLDER, tracker_callbacks, training_arguments
+
+    write_jsonl(tmp_path / "negatives.jsonl", mined_rows(12, negatives=(1,)))
+    settings = TrainParams(batch_size=4, report_to=["tensorboard", "dvclive"])
+    args = training_arguments(settings, BaseParams(), MachineSettings(), tmp_path / "ck", "cpu",
+                              build_training_set(settings, tmp_path, 4), True)
+    assert args.report_to == ["tensorboard"]  # dvclive's callback is the template's own, below
+    (callback,) = tracker_callbacks(settings, tmp_path / "ck")
+    assert isinstance(callback, DVCLiveCallback) and Path(callback.live.dir) == tmp_path / "ck" / TRACKER_FOLDER
+    assert callback.live._dvcyaml is None  # dvc.yaml is never edited by the tracker
+    assert tracker_callbacks(TrainParams(), tmp_path / "ck") == []
+
+
+def test_report_to_is_validated_with_the_key_named():
+    from embedft.training.arguments import check_trackers
+
+    assert TrainParams(report_to="mlflow").report_to == ["mlflow"]  # one name as a string
+    for bad, message in ((["none", "wandb"], "lists 'none' with trackers"), ("all", "name the ones you want")):
+        with pytest.raises(ValidationError, match=message):
+            TrainParams(report_to=bad)
+    with pytest.raises(PipelineError, match="train.report_to: unknown tracker 'wandbb'"):
+        check_trackers(TrainParams(report_to=["wandbb"]))
+    check_trackers(TrainParams(report_to=["dvclive"]))  # dvclive is one of the template's dependencies
+
+
+def test_a_tracker_that_is_not_installed_fails_before_training():
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
+
+    from embedft.training.arguments import check_trackers
+
+    missing = sorted(set(INTEGRATION_TO_CALLBACK) - set(get_available_reporting_integrations()))
+    assert missing, "every tracker transformers knows is installed here"
+    with pytest.raises(PipelineError, match=f"train.report_to names {missing[0]}, whose package is not installed"):
+        check_trackers(TrainParams(report_to=[missing[0]]))
+
+
+def test_trackers_change_neither_the_card_nor_the_checkpoint_fingerprint(tmp_path):
+    watched = TrainParams(report_to=["dvclive"])
+    assert non_default_params(BaseParams(), watched) == {}
+    assert run_fingerprint(BaseParams(), watched, []) == run_fingerprint(BaseParams(), TrainParams(), [])

@@ -563,7 +563,9 @@ class PublishParams(Section):
     private: bool = Field(True, description="Create the repository private (an existing repository keeps its visibility).")
     revision: str = Field("main", description="The branch the commit goes to.")
     onnx: bool = Field(True, description="Also upload onnx/model.onnx when export.formats has onnx.")
-    license: str = Field("", description="The card's licence (a Hub licence id, e.g. apache-2.0); '' = the base model's, where its card names one.")
+    license: str = Field(
+        "", description="The card's licence (a Hub licence id, e.g. apache-2.0); '' = the base model's, where its card names one."
+    )
     datasets: list[str] = Field(
         default_factory=list, description="Hub dataset ids the model was trained on, for the card's `datasets`; [] = none "
         "named (a local corpus has no Hub id)."
