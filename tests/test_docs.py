@@ -54,6 +54,7 @@ COMMANDS = {
     "dvc import https://github.com/your-org/datasets legal -o data/legal":
         "test with a local source repository in place of the URL (no network in the tests)",
     "dvc update data/legal.dvc": "test",
+    "python -m stages.publish": "tests/test_publish.py (against a Hub look-alike on 127.0.0.1)",
     "python -m stages.<name>": "a pattern, not a command: dvc.yaml's cmd of every stage (tests/test_stage_deps.py)",
 }
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 from conftest import TINY_DOCS
+from pydantic import ValidationError
 from sentence_transformers.sentence_transformer import losses
 from train_fixtures import DOC_TEXTS, mined_rows, scored_rows, write_jsonl, write_project
 
@@ -22,7 +23,7 @@ from embedft.training.arguments import choose_precision, out_of_memory_message, 
 from embedft.training.checkpoints import last_complete_checkpoint, prepare_folder, resume_point, run_fingerprint
 from embedft.training.data import Example, build_training_set, check_settings, drop_groups_below, group_by_negative_count
 from embedft.training.losses import OrthogonalRegularizedLoss, build_loss, describe_loss, matryoshka_schedule
-from embedft.training.model_card import CardFacts, card_with_test_metrics, non_default_params, render_model_card
+from embedft.training.model_card import CardFacts, non_default_params, render_model_card
 from embedft.training.monitor import CURVES, DEV_COLUMNS, DEV_CURVES, TrainingCurves, load_dev_set
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
@@ -506,18 +507,6 @@ def test_model_card_without_prompts_or_dev():
     assert "No dev split with judged queries" in card and "(all weights)" in card
 
 
-def test_card_with_test_metrics_fills_the_test_section():
-    card = render_model_card(card_facts())
-    finetuned = {"ndcg@10": 0.71, "mrr@10": 0.66, "recall@10": 0.9, "map@100": 0.6}
-    filled = card_with_test_metrics(card, finetuned, base={k: v - 0.05 for k, v in finetuned.items()}, queries=300)
-    head, _, test = filled.partition("## Test metrics")
-    assert head == card.partition("## Test metrics")[0]
-    assert "On 300 test queries" in test and "| ndcg@10 | 0.6600 | 0.7100 |" in test
-    with pytest.raises(ValueError, match="no '## Test metrics' section"):
-        card_with_test_metrics("# a card\n", finetuned)
-
-
-
 def test_mean_training_loss_counts_the_steps_before_the_resumed_checkpoint():
     from embedft.training.run_report import mean_training_loss
 
@@ -604,3 +593,50 @@ def test_bm25_teacher_scores_get_a_warning(tmp_path):
     assert "come from BM25" in score_warning(build_training_set(TrainParams(loss="CoSENTLoss"), tmp_path, 4))
     write_jsonl(tmp_path / SCORED_FILE, scored_rows(4))
     assert score_warning(build_training_set(TrainParams(loss="CoSENTLoss"), tmp_path, 4)) is None
+
+
+# --- trackers (train.report_to) ---------------------------------------------------------------------------------
+
+def test_report_to_reaches_the_trainer_and_dvclive_gets_its_own_folder(tmp_path):
+    from transformers.integrations import DVCLiveCallback
+
+    from embedft.training.arguments import TRACKER_FOLDER, tracker_callbacks, training_arguments
+
+    write_jsonl(tmp_path / "negatives.jsonl", mined_rows(12, negatives=(1,)))
+    settings = TrainParams(batch_size=4, report_to=["tensorboard", "dvclive"])
+    args = training_arguments(settings, BaseParams(), MachineSettings(), tmp_path / "ck", "cpu",
+                              build_training_set(settings, tmp_path, 4), True)
+    assert args.report_to == ["tensorboard"]  # dvclive's callback is the template's own, below
+    (callback,) = tracker_callbacks(settings, tmp_path / "ck")
+    assert isinstance(callback, DVCLiveCallback) and Path(callback.live.dir) == tmp_path / "ck" / TRACKER_FOLDER
+    assert callback.live._dvcyaml is None  # dvc.yaml is never edited by the tracker
+    assert tracker_callbacks(TrainParams(), tmp_path / "ck") == []
+
+
+def test_report_to_is_validated_with_the_key_named():
+    from embedft.training.arguments import check_trackers
+
+    assert TrainParams(report_to="mlflow").report_to == ["mlflow"]  # one name as a string
+    for bad, message in ((["none", "wandb"], "lists 'none' with trackers"), ("all", "name the ones you want")):
+        with pytest.raises(ValidationError, match=message):
+            TrainParams(report_to=bad)
+    with pytest.raises(PipelineError, match="train.report_to: unknown tracker 'wandbb'"):
+        check_trackers(TrainParams(report_to=["wandbb"]))
+    check_trackers(TrainParams(report_to=["dvclive"]))  # dvclive is one of the template's dependencies
+
+
+def test_a_tracker_that_is_not_installed_fails_before_training():
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
+
+    from embedft.training.arguments import check_trackers
+
+    missing = sorted(set(INTEGRATION_TO_CALLBACK) - set(get_available_reporting_integrations()))
+    assert missing, "every tracker transformers knows is installed here"
+    with pytest.raises(PipelineError, match=f"train.report_to names {missing[0]}, whose package is not installed"):
+        check_trackers(TrainParams(report_to=[missing[0]]))
+
+
+def test_trackers_change_neither_the_card_nor_the_checkpoint_fingerprint(tmp_path):
+    watched = TrainParams(report_to=["dvclive"])
+    assert non_default_params(BaseParams(), watched) == {}
+    assert run_fingerprint(BaseParams(), watched, []) == run_fingerprint(BaseParams(), TrainParams(), [])

@@ -15,6 +15,7 @@ from embedft.config.params import (
     LoraParams,
     MineNegativesParams,
     Params,
+    PublishParams,
     SearchLogParams,
     SplitParams,
     SynthesizeParams,
@@ -26,6 +27,7 @@ from embedft.config.params import (
 __all__ = [
     "BaseParams", "CORPUS_SOURCE_NAMES", "DataParams", "EvaluateParams", "ExportParams", "IngestParams", "LOSSES",
     "LOSS_NAMES", "LlmParams", "LocalGeneratorParams", "LoraParams", "Loss", "MachineSettings", "MineNegativesParams",
-    "PAIR_SOURCES", "Params", "SOURCE_NAMES", "STRUCTURE_SOURCE_NAMES", "SYSTEMS", "SYSTEM_LABELS", "SearchLogParams", "SplitParams",
+    "PAIR_SOURCES", "Params", "PublishParams", "SOURCE_NAMES", "STRUCTURE_SOURCE_NAMES", "SYSTEMS", "SYSTEM_LABELS",
+    "SearchLogParams", "SplitParams",
     "SynthesizeParams", "TrainParams", "TruncateEvalParams", "load_machine", "load_params",
 ]

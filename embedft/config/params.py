@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from embedft.config.choices import CORPUS_SOURCE_NAMES, SOURCE_NAMES
 from embedft.config.losses import DIRECTIONS, HARDNESS_MODES, LOSS_NAMES, LOSSES, PARTITION_MODES, loss_param_keys
@@ -446,7 +446,18 @@ class TrainParams(Section):
         3, ge=0, description="Stop after this many dev evaluations without improvement; 0 = never stop early."
     )
     early_stopping_threshold: float = Field(0.0, ge=0.0, description="Smallest dev nDCG@10 gain that counts as one.")
+    report_to: list[str] = Field(
+        default_factory=lambda: ["none"],
+        description="Experiment trackers the trainer also logs to, as transformers' `report_to` names them "
+        "(wandb, mlflow, tensorboard, dvclive, comet_ml, ...; each needs its package and its own environment "
+        "variables); [none] = only the template's own curves in plots/train/. A single name may be given as a string.",
+    )
     lora: LoraParams = LoraParams()
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def one_tracker_or_a_list(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def settings_are_consistent(self) -> TrainParams:
@@ -460,6 +471,10 @@ class TrainParams(Section):
         if any(w <= 0 for w in self.matryoshka_weights):
             raise ValueError("matryoshka_weights must be positive")
         self.check_loss_options()
+        if "none" in self.report_to and len(self.report_to) > 1:
+            raise ValueError(f"report_to lists 'none' with trackers {self.report_to}: give [none] or the trackers")
+        if "all" in self.report_to:
+            raise ValueError("report_to 'all' would log to every tracker that happens to be installed: name the ones you want")
         return self
 
     def check_loss_options(self) -> None:
@@ -602,6 +617,31 @@ class ExportParams(Section):
         return self
 
 
+class PublishParams(Section):
+    """Publishing the fine-tuned model to a Hugging Face Hub repository: `python -m stages.publish`, never run by
+    `dvc repro`. The token comes from the environment variable HF_TOKEN only, never from this file."""
+
+    repo_id: str = Field("", description="The Hub repository, e.g. your-org/your-model; '' = publishing is off.")
+    private: bool = Field(True, description="Create the repository private (an existing repository keeps its visibility).")
+    revision: str = Field("main", description="The branch the commit goes to.")
+    onnx: bool = Field(True, description="Also upload onnx/model.onnx when export.formats has onnx.")
+    license: str = Field(
+        "", description="The card's licence (a Hub licence id, e.g. apache-2.0); '' = the base model's, where its card names one."
+    )
+    datasets: list[str] = Field(
+        default_factory=list, description="Hub dataset ids the model was trained on, for the card's `datasets`; [] = none "
+        "named (a local corpus has no Hub id)."
+    )
+    allow_regression: bool = Field(False, description="Publish even when the verdict is 'regression'.")
+    allow_suspected_leak: bool = Field(False, description="Publish even when evaluate suspects a train/test leak.")
+
+    @model_validator(mode="after")
+    def repo_id_is_a_repository(self) -> PublishParams:
+        if self.repo_id and not re.fullmatch(r"[\w.-]+/[\w.-]+", self.repo_id):
+            raise ValueError(f"repo_id must be '<user or organisation>/<name>', got {self.repo_id!r}")
+        return self
+
+
 class Params(Section):
     """The whole ``params.yaml``."""
 
@@ -616,6 +656,7 @@ class Params(Section):
     evaluate: EvaluateParams = EvaluateParams()
     truncate_eval: TruncateEvalParams = TruncateEvalParams()
     export: ExportParams = ExportParams()
+    publish: PublishParams = PublishParams()
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS_PATH) -> Params:

@@ -1,2 +1,2 @@
-"""Test doubles shared by the test suite and the benchmarks: a local OpenAI-compatible chat-completions server.
-Nothing in the pipeline imports this package."""
+"""Test doubles shared by the test suite and the benchmarks: a local OpenAI-compatible chat-completions server
+and a local Hugging Face Hub look-alike. Nothing in the pipeline imports this package."""

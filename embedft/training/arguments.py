@@ -122,11 +122,51 @@ def training_arguments(
         greater_is_better=True,
         logging_steps=settings.logging_steps,
         logging_first_step=True,  # every curve starts at step 1, however short the run
-        report_to="none",  # no automatic integrations; the curves come only from TrainingCurves
+        # train.report_to's trackers; dvclive's callback is made by tracker_callbacks, with its own folder
+        report_to=[name for name in settings.report_to if name != "dvclive"] or "none",
         use_cpu=device == "cpu",
         dataloader_drop_last=single and training.examples > settings.batch_size,
         **choose_precision(settings.precision, device),
     )
+
+
+def check_trackers(settings: TrainParams) -> None:
+    """Fail early, naming `train.report_to`, on a tracker transformers does not know or whose package is missing.
+
+    Raises:
+        PipelineError: an unknown name, or a tracker that is not installed.
+    """
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
+
+    trackers = [name for name in settings.report_to if name != "none"]
+    unknown = [name for name in trackers if name not in INTEGRATION_TO_CALLBACK]
+    if unknown:
+        raise PipelineError(f"params.yaml: train.report_to: unknown tracker {', '.join(map(repr, unknown))}; transformers "
+                            f"knows none, {', '.join(sorted(INTEGRATION_TO_CALLBACK))}")
+    missing = [name for name in trackers if name not in get_available_reporting_integrations()]
+    if missing:
+        raise PipelineError(f"params.yaml: train.report_to names {', '.join(missing)}, whose package is not installed "
+                            f"(pip install {' '.join(missing)})")
+
+
+def tracker_callbacks(settings: TrainParams, checkpoints: Path) -> list:
+    """The callback of `train.report_to: [dvclive]`, in the main process only.
+
+    transformers' own dvclive callback would make ``dvclive.Live()`` with its defaults: a ``dvclive/`` folder in
+    the project and the tracker's metrics and plots added to ``dvc.yaml``, beside the template's own curves. This
+    one logs to a folder beside the checkpoints (removed after training) and leaves ``dvc.yaml`` alone; inside
+    ``dvc exp run`` with DVC Studio set up (``DVC_STUDIO_TOKEN``), dvclive sends the live metrics to Studio.
+    """
+    if "dvclive" not in settings.report_to:
+        return []
+    from dvclive import Live
+    from transformers.integrations import DVCLiveCallback
+
+    return [DVCLiveCallback(live=Live(dir=str(checkpoints / TRACKER_FOLDER), dvcyaml=None, save_dvc_exp=False))]
+
+
+TRACKER_FOLDER = "dvclive_tracker"
+"""Inside the checkpoints folder: what `report_to: [dvclive]` writes (the template's curves are in ``dvclive/``)."""
 
 
 def checkpointing_flag(enabled: bool) -> dict[str, bool]:

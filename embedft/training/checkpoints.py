@@ -23,9 +23,9 @@ _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 def run_fingerprint(base: BaseParams, settings: TrainParams, inputs: list[Path]) -> str:
     """SHA-256 of what decides the training run: the `base` and `train` params and the bytes of every input file
-    that exists (the machine settings are left out: they change no result)."""
+    that exists (the machine settings and the trackers of `train.report_to` are left out: they change no result)."""
     digest = hashlib.sha256()
-    params = {"base": base.model_dump(), "train": settings.model_dump()}
+    params = {"base": base.model_dump(), "train": settings.model_dump(exclude={"report_to"})}
     digest.update(json.dumps(params, sort_keys=True).encode())
     for path in inputs:
         digest.update(str(path).encode())

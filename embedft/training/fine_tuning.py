@@ -23,7 +23,13 @@ import embedft.training.distributed as distributed
 from embedft.config import LOSSES, BaseParams, MachineSettings, TrainParams
 from embedft.core import PipelineError
 from embedft.encoding import count_over_window, is_out_of_memory, load_model_with, pick_device, truncation_warning
-from embedft.training.arguments import choose_precision, out_of_memory_message, training_arguments
+from embedft.training.arguments import (
+    check_trackers,
+    choose_precision,
+    out_of_memory_message,
+    tracker_callbacks,
+    training_arguments,
+)
 from embedft.training.checkpoints import describe_start, prepare_folder, resume_point, run_fingerprint
 from embedft.training.data import TrainingSet
 from embedft.training.lora import add_lora, merge_lora
@@ -85,6 +91,7 @@ def fine_tune(
     world = distributed.world_size()
     device = distributed.process_device(pick_device(machine.device, machine.on_missing_gpu))
     choose_precision(settings.precision, device)  # an impossible precision fails before any model is loaded
+    check_trackers(settings)  # so does a tracker that is not installed
     guide = load_guide(settings, base, machine, device)
     model = load_model_with(base, machine, max_seq_length=settings.max_seq_length, device=device,
                             length_key="train.max_seq_length")
@@ -107,6 +114,7 @@ def fine_tune(
     # LogAtCheckpoints follows every callback that decides to save (EvaluateAtLastStep, the trainer's own).
     stage_callbacks: list[TrainerCallback] = [curves, EvaluateAtLastStep(evaluate=evaluator is not None), *callbacks,
                                               LogAtCheckpoints()]
+
     early_stopping = None
     if evaluator is not None and settings.early_stopping_patience:
         early_stopping = EarlyStoppingCallback(settings.early_stopping_patience, settings.early_stopping_threshold)
@@ -117,6 +125,8 @@ def fine_tune(
     resumed_step = json.loads((start / "trainer_state.json").read_text())["global_step"] if start else 0
     if main_process:
         prepare_folder(checkpoints, fingerprint, keep=start is not None)
+        for callback in tracker_callbacks(settings, checkpoints):  # made after the folder is prepared, which may empty it
+            trainer.add_callback(callback)
         curves.start(resumed_step)
     try:
         base_dev = (measure_base_dev(evaluator, model, checkpoints, resumed_step, curves)

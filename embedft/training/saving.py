@@ -15,16 +15,26 @@ later stage) on another machine or shell. :func:`save_model` writes the model, t
 
 ``config.json`` needs nothing: its ``use_cache`` comes from the trainer's arguments, its ``dtype`` from the
 weights and ``transformers_version`` from the install, as above, without a local label.
+
+sentence-transformers' own generated card is not written (``create_model_card=False``): it lists the training
+time, the Python and library versions and the trainer's device flags. The card written instead
+(:mod:`embedft.training.model_card`) takes its Hub front matter from the same card data, without those.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 from pathlib import Path
 
+import yaml
 from sentence_transformers import SentenceTransformer
 
-from embedft.training.model_card import CardFacts, write_model_card
+from embedft.encoding import resolve_model_path
+from embedft.training.model_card import CardFacts, hub_metadata, is_hub_id, split_front_matter, write_model_card
+
+logger = logging.getLogger(__name__)
 
 LOAD_TIME_KEYS = ("local_files_only", "is_local")
 """Keys of ``tokenizer_config.json`` that record how the tokenizer was loaded, not what it is."""
@@ -35,7 +45,28 @@ def save_model(model: SentenceTransformer, folder: Path, facts: CardFacts) -> No
     says."""
     model.save(str(folder), safe_serialization=True, create_model_card=False)
     normalise_saved_files(Path(folder))
-    write_model_card(folder, facts)
+    hub = hub_metadata(model.model_card_data, facts.base_model, base_card_metadata(facts.base_model))
+    write_model_card(folder, dataclasses.replace(facts, hub=hub))
+
+
+def base_card_metadata(name: str) -> dict:
+    """The front matter of the base model's own card (its licence and languages), read from its folder or from the
+    local Hugging Face cache, never from the network; {} when there is none or it cannot be read."""
+    folder = Path(resolve_model_path(name))
+    path: Path | None = folder / "README.md" if folder.is_dir() else None
+    if path is None and is_hub_id(name):
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name, "README.md")
+        path = Path(cached) if isinstance(cached, str) else None
+    if path is None or not path.is_file():
+        return {}
+    try:
+        front, _ = split_front_matter(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        logger.warning("%s: the base model's card has unreadable front matter (%s); its licence is not copied", path, error)
+        return {}
+    return front if isinstance(front, dict) else {}
 
 
 def normalise_saved_files(folder: Path) -> None:
