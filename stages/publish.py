@@ -4,9 +4,9 @@
 changes something outside the project (a Hub repository) and makes no file DVC could cache, and a push should
 happen when a person decides, not whenever an input changed. Run it after ``dvc repro`` (or ``dvc pull``).
 
-It uploads ``models/finetuned`` as DVC cached it, its card replaced by the card with the test metrics
-(``model-index``, the verdict with its interval, the Matryoshka and quantization table: made here from the cached
-card and ``reports/evaluate.json`` and ``reports/truncate.json`` of the same commit), and ``onnx/`` from
+It uploads ``models/finetuned`` as DVC cached it, with ``reports/model_card.md`` (the stage `model_card`: the saved
+card with the test metrics' ``model-index``, the verdict with its interval, the Matryoshka and quantization table)
+as its README.md, so every file published is a DVC output of this commit, and ``onnx/`` from
 ``models/finetuned-onnx`` when ``export.formats`` has onnx. It refuses a regression or a suspected leak unless
 ``publish.allow_regression`` / ``publish.allow_suspected_leak`` say otherwise. The token comes from ``HF_TOKEN``
 only. ``--dry-run`` checks the same, prints the files and the card, and uploads nothing (no token needed).
@@ -20,15 +20,22 @@ from pathlib import Path
 
 from embedft.config import load_params
 from embedft.core import PipelineError, run_stage
-from embedft.core.artifacts import FINETUNED_MODEL_DIR, TRUNCATE_REPORT, export_dir, round_paths
+from embedft.core.artifacts import FINETUNED_MODEL_DIR, MODEL_CARD, export_dir, round_paths
 from embedft.export import hub_token, publish_files, refusal, upload
-from embedft.training import card_with_test_metrics
+from embedft.training import split_front_matter
 
 
 def read_report(path: Path) -> dict:
     if not path.is_file():
         raise PipelineError(f"{path}: not found; run `dvc repro` (or `dvc pull`) before publishing")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def card_model_name(card: str) -> str | None:
+    """The model name in a card's model-index (None when it has none: no judged test query)."""
+    front, _ = split_front_matter(card)
+    entries = front.get("model-index") or [{}]
+    return entries[0].get("name")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,14 +50,13 @@ def main(argv: list[str] | None = None) -> None:
     evaluation = read_report(round_paths(1).evaluate_report)
     if reason := refusal(evaluation, settings):
         raise PipelineError(f"publish: not publishing {FINETUNED_MODEL_DIR}: {reason}")
-    card_file = FINETUNED_MODEL_DIR / "README.md"
-    if not card_file.is_file():
-        raise PipelineError(f"{card_file}: not found; run `dvc repro` (or `dvc pull`) before publishing")
-    truncation = json.loads(TRUNCATE_REPORT.read_text(encoding="utf-8")) if TRUNCATE_REPORT.is_file() else None
-    card = card_with_test_metrics(
-        card_file.read_text(encoding="utf-8"), evaluation, truncation, model_name=settings.repo_id,
-        dataset=Path(params.data.dir).name, headline=params.evaluate.headline,
-        metadata={"license": settings.license, "datasets": settings.datasets})
+    if not MODEL_CARD.is_file():
+        raise PipelineError(f"{MODEL_CARD}: not found; run `dvc repro` (or `dvc pull`), whose model_card stage writes "
+                            "the card with the test metrics")
+    card = MODEL_CARD.read_text(encoding="utf-8")
+    if (written_for := card_model_name(card)) not in (None, settings.repo_id):
+        raise PipelineError(f"{MODEL_CARD} was written for '{written_for}', not '{settings.repo_id}' (publish.repo_id changed "
+                            "since): run `dvc repro model_card` first")
     onnx = export_dir("onnx") / "onnx" if settings.onnx and "onnx" in params.export.formats else None
     files = publish_files(FINETUNED_MODEL_DIR, card, onnx)
     verdict = evaluation.get("verdict", "not measured")

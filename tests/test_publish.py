@@ -5,6 +5,7 @@ refused unless params allow them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ from test_model_card import EVALUATION, TRUNCATION
 from embedft.core import PipelineError
 from embedft.testing.hub_server import HubServer
 from embedft.training.model_card import split_front_matter
+from stages import model_card
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_test_token_3f9a1c7e5b"
@@ -53,6 +55,8 @@ def write_project(root: Path, model: Path, publish: dict | None = None, evaluati
     (root / "reports" / "truncate.json").write_text(json.dumps(TRUNCATION))
     params = {"export": {"formats": ["onnx"] if onnx else []}, "publish": {"repo_id": REPO, **(publish or {})}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
+    with contextlib.chdir(root):  # the card with the test metrics, as `dvc repro` writes it
+        model_card.main()
     return root
 
 
@@ -91,6 +95,7 @@ def test_the_model_its_card_and_the_onnx_graph_arrive(saved_model, tmp_path, hub
     assert "tokenizer_config.json" not in hub.repos[REPO].lfs_paths and hub.repos[REPO].private
     # The card is the cached card with the test metrics: a model-index the Hub reads, the saved body kept.
     card = arrived["README.md"].decode()
+    assert arrived["README.md"] == (project / "reports" / "model_card.md").read_bytes()  # the model_card stage's output
     front, body = split_front_matter(card)
     assert front["library_name"] == "sentence-transformers" and front["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert front["license"] == "apache-2.0"
@@ -181,3 +186,14 @@ def test_an_onnx_export_named_in_params_must_exist(saved_model, tmp_path, monkey
     (project / "params.yaml").write_text(yaml.safe_dump({"export": {"formats": ["onnx"]}, "publish": {"repo_id": REPO}}))
     with pytest.raises(PipelineError, match="export.formats has onnx but there is no export"):
         run_in(project, monkeypatch)
+
+
+def test_a_card_written_for_another_repository_is_refused(saved_model, tmp_path):
+    project = write_project(tmp_path, saved_model)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["publish"]["repo_id"] = "your-org/another-model"  # changed after the card was written
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    result = publish(project, None, None, "--dry-run")
+    assert result.returncode != 0
+    assert "reports/model_card.md was written for 'your-org/your-model', not 'your-org/another-model'" in result.stderr
+    assert "dvc repro model_card" in result.stderr

@@ -65,8 +65,13 @@ def test_measuring_stages_only_measure() -> None:
     stages = dict(stage_definitions())
     for name in ("evaluate", "evaluate_round", "truncate_eval"):
         assert all(path.startswith(("metrics/", "reports/", "plots/")) for path in outputs(stages[name])), name
-    everything_read = {dep if isinstance(dep, str) else next(iter(dep)) for stage in stages.values() for dep in stage.get("deps", [])}
+    # model_card is the one reader of results: it writes the card the model is published with (test metrics,
+    # verdict, Matryoshka table), and nothing reads the card back.
+    everything_read = {dep if isinstance(dep, str) else next(iter(dep)) for name, stage in stages.items() if name != "model_card"
+                       for dep in stage.get("deps", [])}
     assert not any(path.startswith(("metrics/", "reports/", "logs/")) for path in everything_read), "a stage reads another's results"
+    card = outputs(stages["model_card"])
+    assert card == {"reports/model_card.md"} and not any("reports/model_card.md" in stage.get("deps", []) for stage in stages.values())
     assert "data/embeddings/finetuned" in stages["mine_negatives_round"]["deps"]
     assert "data/embeddings/finetuned" in outputs(stages["embed_finetuned"])
 
@@ -85,7 +90,7 @@ def test_every_output_path_of_the_code_is_an_output_in_dvc_yaml() -> None:
     written = {artifacts.CORPUS_DIR, artifacts.SPLIT_DIR, artifacts.PAIRS_DIR, artifacts.BASE_EMBEDDINGS_DIR,
                artifacts.SYNTHESIZE_REVIEW, artifacts.INGEST_REPORT, artifacts.EMBED_REPORT, artifacts.SYNTHESIZE_REPORT,
                artifacts.TRUNCATE_METRICS, artifacts.TRUNCATE_REPORT, artifacts.NDCG_BY_DIM_PLOT, artifacts.export_dir("onnx"),
-               artifacts.export_metrics("onnx")}
+               artifacts.export_metrics("onnx"), artifacts.MODEL_CARD}
     for number in (1, 2):
         paths = artifacts.round_paths(number)
         written |= {paths.negatives, paths.model, paths.model_embeddings, paths.mine_metrics, paths.mine_report,

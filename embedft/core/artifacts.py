@@ -44,6 +44,9 @@ SYNTHESIZE_LOG = LOGS_DIR / "synthesize.json"
 TRUNCATE_METRICS = METRICS_DIR / "truncate.json"
 TRUNCATE_REPORT = REPORTS_DIR / "truncate.json"
 NDCG_BY_DIM_PLOT = PLOTS_DIR / "ndcg_by_dim.csv"
+MODEL_CARD = REPORTS_DIR / "model_card.md"
+"""The fine-tuned model's card as it is published: its saved card with the test metrics, the verdict and the
+Matryoshka table (stage `model_card`); git-tracked, so a pull request shows the card a merge would publish."""
 
 
 def export_dir(export_format: str) -> Path:
