@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from embedft.config.choices import CORPUS_SOURCE_NAMES, SOURCE_NAMES
+from embedft.config.choices import BM25_LANGUAGES, CORPUS_SOURCE_NAMES, SOURCE_NAMES
 from embedft.config.losses import LOSS_NAMES
 from embedft.config.validation import Section, read_yaml_mapping, validate
 from embedft.core import PipelineError
@@ -284,6 +284,36 @@ class SynthesizeParams(Section):
     review: ReviewParams = ReviewParams()
 
 
+Bm25Language = Literal[("none", *BM25_LANGUAGES)]  # type: ignore[valid-type]
+"""A language whose stop words bm25s ships, or 'none' (see embedft.config.choices.BM25_LANGUAGES)."""
+
+
+class Bm25Params(Section):
+    """How BM25 (bm25s) reads text, wherever it ranks: evaluate's BM25 and hybrid systems, and mine_negatives'
+    bm25 and hybrid retrievers. The defaults are English stop words and no stemming."""
+
+    language: Bm25Language = Field(
+        "en", description="The corpus's language, by ISO 639-1 code: its stop words are left out of documents and queries "
+        "('none': every word counts). Codes: " + ", ".join(BM25_LANGUAGES) + "."
+    )
+    stemmer: bool = Field(
+        False, description="Reduce words to their stem with PyStemmer's Snowball stemmer for `language` (so 'Häuser' "
+        "finds 'Haus'); needs the PyStemmer package."
+    )
+
+    @model_validator(mode="after")
+    def stemmer_has_a_language(self) -> Bm25Params:
+        if self.stemmer and BM25_LANGUAGES.get(self.language) is None:
+            have = ", ".join(code for code, name in BM25_LANGUAGES.items() if name)
+            raise ValueError(f"stemmer: true needs a language with a Snowball stemmer ({have}), not '{self.language}'")
+        return self
+
+    @property
+    def stemmer_algorithm(self) -> str | None:
+        """PyStemmer's name of the stemmer to use ('german'), or None for no stemming."""
+        return BM25_LANGUAGES[self.language] if self.stemmer else None
+
+
 class MineNegativesParams(Section):
     """Hard-negative mining: a retriever proposes candidates from a rank window; labels, score filters and an
     optional cross-encoder keep the false negatives out."""
@@ -548,6 +578,7 @@ class Params(Section):
     ingest: IngestParams = IngestParams()
     split: SplitParams = SplitParams()
     synthesize: SynthesizeParams = SynthesizeParams()
+    bm25: Bm25Params = Bm25Params()
     mine_negatives: MineNegativesParams = MineNegativesParams()
     rounds: RoundsParams = RoundsParams()
     train: TrainParams = TrainParams()
