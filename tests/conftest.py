@@ -68,6 +68,16 @@ def build_tiny_model(folder: Path) -> Path:
     return folder / "model"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def machine_cache_dir(tmp_path_factory) -> Path:
+    """The machine's cache folder (EMBEDFT_CACHE_DIR) of every test and every process it starts: a session folder, so
+    no test reads or fills the user's own cache (~/.cache/embedft)."""
+    folder = tmp_path_factory.mktemp("machine_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EMBEDFT_CACHE_DIR", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     """Path of a tiny sentence-transformers model (64-dim), built once per test session."""

@@ -180,9 +180,11 @@ class LlmParams(Section):
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(512, ge=16, description="Most tokens per reply.")
     cache: str = Field(
-        ".cache/llm_queries.sqlite",
+        "",
         description="SQLite file of every reply, keyed by (model, prompt template, passage hash); outside DVC's outputs, "
-        "so a re-run or a resumed run never pays for a passage twice.",
+        "so a re-run, a resumed run or a queued experiment never pays for a passage twice. '' = llm_queries.sqlite in "
+        "the machine's cache folder (the machine setting cache_dir: the user's cache folder by default), which queued "
+        "and temporary experiment runs share; a relative path is inside the project (and a queued run's copy of it).",
     )
     retry_unusable: bool = Field(
         False, description="Request again (once per run, paid again) the passages whose cached reply was empty, cut off at "
