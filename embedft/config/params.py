@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -90,13 +90,27 @@ class IngestParams(Section):
     chunk_by: Literal["heading", "length"] = Field(
         "heading",
         description="'heading': cut at Markdown/HTML/reST headings, packing small sections together up to "
-        "max_chunk_words and cutting longer ones by length; 'length': windows of max_chunk_words words.",
+        "max_chunk_words and max_chunk_tokens and cutting longer ones by length; 'length': the longest windows that "
+        "keep both caps.",
     )
-    max_chunk_words: int = Field(200, ge=0, description="Most words per passage; 0 keeps each file whole.")
+    max_chunk_words: int = Field(200, ge=0, description="Most words per passage (its title not counted); 0: no word cap.")
+    max_chunk_tokens: Literal["auto"] | Annotated[int, Field(ge=0)] = Field(
+        "auto", description="Most tokens per passage as the base model reads it (base.document_prompt, its title and "
+        "text, special tokens included), counted with base.model's tokenizer, so that no passage is truncated; 'auto': "
+        "base.max_seq_length; 0: no token cap (then max_chunk_words: 0 keeps each file whole)."
+    )
     chunk_overlap_words: int = Field(
         40, ge=0, description="Words repeated at the start of a passage from the end of the one before it, when a "
-        "text is cut by length, so a sentence cut in two is whole in one of them."
+        "text is cut by length, so a sentence cut in two is whole in one of them (at most half a passage cut short "
+        "by max_chunk_tokens)."
     )
+    code_blocks: Literal["keep", "drop"] = Field(
+        "keep", description="Fenced code in Markdown/MDX: 'keep' its lines (without the ``` or ~~~ fences), or 'drop' it."
+    )
+
+    def token_cap(self, max_seq_length: int) -> int:
+        """The token cap in tokens: ``max_chunk_tokens``, with 'auto' read as ``max_seq_length`` (``base``'s)."""
+        return max_seq_length if self.max_chunk_tokens == "auto" else self.max_chunk_tokens
 
     @model_validator(mode="after")
     def overlap_is_smaller_than_chunk(self) -> IngestParams:
