@@ -4,6 +4,7 @@ copy after its first `dvc repro` (shared by the end-to-end and plot tests, so th
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,7 @@ def build_tiny_model(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def machine_cache_dir(tmp_path_factory) -> Path:
+def machine_cache_dir(tmp_path_factory) -> Iterator[Path]:
     """The machine's cache folder (EMBEDFT_CACHE_DIR) of every test and every process it starts: a session folder, so
     no test reads or fills the user's own cache (~/.cache/embedft)."""
     folder = tmp_path_factory.mktemp("machine_cache")

@@ -20,27 +20,28 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-FENCE = re.compile(r"^(?P<indent>\s{0,3})(?P<marker>`{3,}|~{3,})")
+FENCE = re.compile(r"^(?P<indent>[ \t]{0,3})(?P<marker>`{3,}|~{3,})")
 CODE_INDENT = "    "
 """Markdown's indented code block: kept code reads as code, never as a heading."""
 INLINE_CODE = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)", re.DOTALL)
 HTML_COMMENT = re.compile(r"<!--.*?(-->|\Z)", re.DOTALL)
 MDX_COMMENT = re.compile(r"\{/\*.*?\*/\}", re.DOTALL)
-MDX_STATEMENT = re.compile(r"^(import\s+(?:[\w*{][^\n]*?\s+from\s+)?['\"][^'\"\n]+['\"];?"
-                           r"|export\s+(?:const|let|var|function|default|\{)[^\n]*)\s*$", re.MULTILINE)
+MDX_STATEMENT = re.compile(r"^(import[ \t]+(?:[\w*{][^\n]*?[ \t]+from[ \t]+)?['\"][^'\"\n]+['\"];?"
+                           r"|export[ \t]+(?:const|let|var|function|default|\{)[^\n]*)[ \t]*$", re.MULTILINE)
 TAG = re.compile(r"</?[A-Za-z][\w.:-]*(?:\s(?:[^<>\"'{}]|\"[^\"]*\"|'[^']*'|\{[^{}]*\})*)?/?>")
 """An HTML or JSX start, end or self-closing tag, over lines, with quoted or {expression} attributes."""
 IMAGE = re.compile(r"!\[(?P<alt>[^\]\n]*)\](?:\([^)\n]*\)|\[[^\]\n]*\])")
-LINK_TITLE = r"(?:\s+(?:\"[^\"\n]*\"|'[^'\n]*'|\([^)\n]*\)))?"
-LINK = re.compile(r"\[(?P<text>[^\]\n]*)\]\((?:<[^>\n]*>|[^)\s]*(?:\([^)\s]*\)[^)\s]*)*)" + LINK_TITLE + r"\s*\)")
+LINK_TITLE = r"(?:[ \t]+(?:\"[^\"\n]*\"|'[^'\n]*'|\([^)\n]*\)))?"
+LINK = re.compile(r"\[(?P<text>[^\]\n]*)\]\((?:<[^>\n]*>|[^)\s]*(?:\([^)\s]*\)[^)\s]*)*)" + LINK_TITLE + r"[ \t]*\)")
 REFERENCE_LINK = re.compile(r"\[(?P<text>[^\]\n]+)\]\[[^\]\n]*\]")
-REFERENCE_DEFINITION = re.compile(r"^\s{0,3}\[[^\]\n]+\]:\s*\S+" + LINK_TITLE + r"\s*$", re.MULTILINE)
+REFERENCE_DEFINITION = re.compile(r"^[ \t]{0,3}\[[^\]\n]+\]:[ \t]*\S+" + LINK_TITLE + r"[ \t]*(?:\n|\Z)", re.MULTILINE)
 AUTOLINK = re.compile(r"<(?P<target>(?:https?|ftp|mailto):[^<>\s]+|[\w.+-]+@[\w-]+\.[\w.-]+)>")
-HEADING_ID = re.compile(r"^(?P<heading>\s{0,3}#{1,6}\s.*?)\s*\{#[\w.:-]+\}\s*$", re.MULTILINE)
-ADMONITION = re.compile(r"^\s{0,3}:{3,}\s*(?:[\w-]+)?\s*(?:\[(?P<bracketed>[^\]\n]*)\]|(?P<title>[^\n]*?))?\s*$", re.MULTILINE)
-TABLE_RULE = re.compile(r"^(?=[^\n]*\|)\s*\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*$", re.MULTILINE)
+HEADING_ID = re.compile(r"^(?P<heading>[ \t]{0,3}#{1,6}[ \t].*?)[ \t]*\{#[\w.:-]+\}[ \t]*$", re.MULTILINE)
+ADMONITION = re.compile(r"^[ \t]{0,3}:{3,}[ \t]*(?:[\w-]+)?[ \t]*(?:\[(?P<bracketed>[^\]\n]*)\]|(?P<title>[^\n]*?))?[ \t]*$",
+                        re.MULTILINE)
+TABLE_RULE = re.compile(r"^(?=[^\n]*\|)[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*(?:\n|\Z)", re.MULTILINE)
 """A table's rule row (``|---|:---:|``); a line of dashes alone is a rule or a heading's underline, and stays."""
-HTML_HEADING_LINE = re.compile(r"^\s*<h(?P<level>[1-6])\b[^>]*>(?P<text>.*?)</h(?P=level)>\s*$", re.MULTILINE | re.IGNORECASE)
+HTML_HEADING_LINE = re.compile(r"^[ \t]*<h(?P<level>[1-6])\b[^>\n]*>(?P<text>[^\n]*?)</h(?P=level)>[ \t]*$", re.MULTILINE | re.IGNORECASE)
 LINE_BREAK_TAG = re.compile(r"<br\s*/?>", re.IGNORECASE)
 BLANK_RUNS = re.compile(r"\n{3,}")
 
@@ -48,7 +49,7 @@ MARKUP = {
     "tags": TAG,
     "link_targets": re.compile(r"\]\([^)\n]*\)|\]\[[^\]\n]*\]"),
     "images": re.compile(r"!\["),
-    "fences": re.compile(r"^\s{0,3}(?:`{3,}|~{3,})", re.MULTILINE),
+    "fences": re.compile(r"^[ \t]{0,3}(?:`{3,}|~{3,})", re.MULTILINE),
     "html_comments": re.compile(r"<!--"),
     "mdx_statements": MDX_STATEMENT,
     "entities": re.compile(r"&(?:[A-Za-z]+|#\d+|#x[0-9A-Fa-f]+);"),
