@@ -46,7 +46,7 @@ class DataParams(Section):
     corpus: str = Field(
         "corpus.jsonl",
         description="Inside `dir`: a corpus file (one {_id, title, text} per line, used as given), or a folder of "
-        ".md/.markdown/.html/.htm/.rst/.txt documents that `ingest` turns into chunks with path-derived ids.",
+        ".md/.markdown/.mdx/.html/.htm/.rst/.txt documents that `ingest` turns into chunks with path-derived ids.",
     )
     queries: str = Field("queries.jsonl", description="Queries file inside `dir`; may be absent (no labels).")
     qrels: str = Field(
