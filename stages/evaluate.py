@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
             return encode(model, texts, base.query_prompt, machine.encode_batch_size, progress=False)
 
         query_vectors = {name: encode_queries(model, query_texts) for name, model in models.items()}
-        runs = system_runs(query_ids, query_texts, query_vectors, corpus, stored, settings, depth, machine.search_chunk_size)
+        runs = system_runs(query_ids, query_texts, query_vectors, corpus, stored, settings, depth, machine.search_chunk_size,
+                           params.bm25)
         if previous:
             previous_vectors = encode_queries(load_model_with(base, machine, str(paths.miner_model), key=None), query_texts)
             runs[previous] = rank_corpus(query_ids, previous_vectors, load_embeddings(paths.miner_embeddings, corpus), depth,

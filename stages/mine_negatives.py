@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     result, depth = None, settings.range_max
     if settings.num_negatives > 0:
         name, depth = miner_name(paths, settings, base), window_end(settings, len(corpus))
-        result = mine(pairs, index, labelled, paths, name, depth, settings, base, machine)
+        result = mine(pairs, index, labelled, paths, name, depth, settings, base, machine, params.bm25)
         review = review_markdown(pairs, result, index, settings, base.seed, run_description(settings, name, depth))
     else:
         review = "# Hard negatives: review sample\n\nMining is off (mine_negatives.num_negatives: 0): no negatives to review.\n"

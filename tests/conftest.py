@@ -4,6 +4,7 @@ copy after its first `dvc repro` (shared by the end-to-end and plot tests, so th
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,16 @@ def build_tiny_model(folder: Path) -> Path:
     model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean"), Normalize()], device="cpu")
     model.save(str(folder / "model"))
     return folder / "model"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def machine_cache_dir(tmp_path_factory) -> Iterator[Path]:
+    """The machine's cache folder (EMBEDFT_CACHE_DIR) of every test and every process it starts: a session folder, so
+    no test reads or fills the user's own cache (~/.cache/embedft)."""
+    folder = tmp_path_factory.mktemp("machine_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EMBEDFT_CACHE_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

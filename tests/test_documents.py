@@ -11,8 +11,9 @@ from pydantic import ValidationError
 
 from embedft.config.params import IngestParams
 from embedft.core.errors import DataFileError
-from embedft.corpus.documents import ParsedDocument, chunk_document, chunks_by_document, parse_document, read_document_folder, word_windows
+from embedft.corpus.documents import ParsedDocument, chunk_document, chunks_by_document, parse_document, read_document_folder
 from embedft.corpus.html_text import html_to_text
+from embedft.corpus.passage_size import windows, word_count
 from embedft.corpus.sections import Section
 from embedft.pairs.structure import section_pairs
 
@@ -101,6 +102,11 @@ def test_plain_text_has_no_title_and_no_headings():
     assert parsed == ParsedDocument("", [Section(0, "", "# not a heading in a .txt\nText.")])
 
 
+def word_windows(text: str, size: int, overlap: int) -> list[str]:
+    """Windows of ``size`` words (a word cap alone)."""
+    return windows(text, lambda window: word_count(window) <= size, size, overlap)
+
+
 def test_word_windows_overlap_and_cover_everything():
     text = " ".join(f"w{i}" for i in range(23))
     windows = word_windows(text, 10, 3)
@@ -166,6 +172,10 @@ def make_folder(root: Path) -> Path:
     return folder
 
 
+NO_MARKUP = {"passages": 4, "with_markup": 0, "tags": 0, "link_targets": 0, "images": 0, "fences": 0, "html_comments": 0,
+             "mdx_statements": 0, "entities": 0}
+
+
 def test_folder_ids_come_from_paths_and_are_stable(tmp_path):
     folder = make_folder(tmp_path)
     corpus, report = read_document_folder(folder, settings())
@@ -175,8 +185,10 @@ def test_folder_ids_come_from_paths_and_are_stable(tmp_path):
     assert report.as_metrics(len(corpus)) == {
         "documents": 4, "files": {"html": 1, "markdown": 2, "rst": 1, "text": 1}, "empty_files": 1, "chunked_files": 0, "skipped_files": 1,
         "skipped_documents": {"empty.md": "no text"},
+        "markup": {"before_cleaning": {**NO_MARKUP, "with_markup": 1, "fences": 1}, "after_cleaning": NO_MARKUP},
     }
     assert report.skipped == {".png": 1}
+    assert "```" not in corpus["config.html"].text and '    theme = "dark"' in corpus["config.html"].text  # <pre> kept as code
     again, _ = read_document_folder(folder, settings())
     assert again == corpus
     # Headings of every format reach the section pairs.
@@ -203,7 +215,7 @@ def test_invalid_utf8_names_file_and_line(tmp_path):
 
 def test_folder_without_documents(tmp_path):
     write(tmp_path / "docs" / "image.png", b"x")
-    with pytest.raises(DataFileError, match=r"docs: no documents found \(looked for .htm, .html, .markdown, .md, .rst, .txt files\)"):
+    with pytest.raises(DataFileError, match=r"docs: no documents found \(looked for .htm, .html, .markdown, .md, .mdx, .rst, .txt files\)"):
         read_document_folder(tmp_path / "docs", settings())
     write(tmp_path / "blank" / "a.txt", "   \n")
     with pytest.raises(DataFileError, match="every document in the folder is empty"):
@@ -242,4 +254,5 @@ def test_ingest_stage_passes_a_corpus_file_through(tmp_path, monkeypatch):
     source = [json.loads(line) for line in (tmp_path / "data" / "sample" / "corpus.jsonl").read_text().splitlines()]
     written = [json.loads(line) for line in (tmp_path / "data" / "corpus" / "corpus.jsonl").read_text().splitlines()]
     assert written == source
-    assert json.loads((tmp_path / "reports" / "ingest.json").read_text()) == {"documents": 12}
+    assert json.loads((tmp_path / "reports" / "ingest.json").read_text()) == {
+        "documents": 12, "markup": {**NO_MARKUP, "passages": 12}}  # counted, never changed

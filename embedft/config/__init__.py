@@ -1,11 +1,20 @@
 """What a run is told: ``params.yaml`` (the settings that decide results, DVC params), the machine settings
 (how this machine runs it, not DVC params), and the named choices both refer to. Pure Python."""
 
-from embedft.config.choices import CORPUS_SOURCE_NAMES, PAIR_SOURCES, SOURCE_NAMES, STRUCTURE_SOURCE_NAMES, SYSTEM_LABELS, SYSTEMS
+from embedft.config.choices import (
+    BM25_LANGUAGES,
+    CORPUS_SOURCE_NAMES,
+    PAIR_SOURCES,
+    SOURCE_NAMES,
+    STRUCTURE_SOURCE_NAMES,
+    SYSTEM_LABELS,
+    SYSTEMS,
+)
 from embedft.config.losses import LOSS_NAMES, LOSSES, Loss
 from embedft.config.machine import MachineSettings, load_machine
 from embedft.config.params import (
     BaseParams,
+    Bm25Params,
     DataParams,
     EvaluateParams,
     ExportParams,
@@ -25,9 +34,9 @@ from embedft.config.params import (
 )
 
 __all__ = [
-    "BaseParams", "CORPUS_SOURCE_NAMES", "DataParams", "EvaluateParams", "ExportParams", "IngestParams", "LOSSES",
-    "LOSS_NAMES", "LlmParams", "LocalGeneratorParams", "LoraParams", "Loss", "MachineSettings", "MineNegativesParams",
-    "PAIR_SOURCES", "Params", "PublishParams", "SOURCE_NAMES", "STRUCTURE_SOURCE_NAMES", "SYSTEMS", "SYSTEM_LABELS",
-    "SearchLogParams", "SplitParams",
-    "SynthesizeParams", "TrainParams", "TruncateEvalParams", "load_machine", "load_params",
+    "BM25_LANGUAGES", "BaseParams", "Bm25Params", "CORPUS_SOURCE_NAMES", "DataParams", "EvaluateParams",
+    "ExportParams", "IngestParams", "LOSSES", "LOSS_NAMES", "LlmParams", "LocalGeneratorParams", "LoraParams", "Loss",
+    "MachineSettings", "MineNegativesParams", "PAIR_SOURCES", "Params", "PublishParams", "SOURCE_NAMES",
+    "STRUCTURE_SOURCE_NAMES", "SYSTEMS", "SYSTEM_LABELS", "SearchLogParams", "SplitParams", "SynthesizeParams",
+    "TrainParams", "TruncateEvalParams", "load_machine", "load_params",
 ]

@@ -1,4 +1,4 @@
-"""The named choices that more than one part of the pipeline knows: pair sources and evaluated systems.
+"""The named choices that more than one part of the pipeline knows: pair sources, evaluated systems and BM25's languages.
 
 Each is defined here once, in its order, with what each choice means; the params, the filters, the metrics and
 the reports read them from here.
@@ -36,3 +36,11 @@ SYSTEMS: dict[str, str] = {
 SYSTEM_LABELS: dict[str, str] = {"base": "base", "finetuned": "fine-tuned", "bm25": "BM25", "hybrid": "hybrid",
                                  "concatenated": "concatenated"}
 """How a chart names each system: the column headers of the plot files, which the legends show as they are."""
+
+BM25_LANGUAGES: dict[str, str | None] = {
+    "en": "english", "da": "danish", "de": "german", "es": "spanish", "fr": "french", "it": "italian", "ko": None,
+    "nl": "dutch", "no": "norwegian", "pt": "portuguese", "ru": "russian", "sv": "swedish", "tr": "turkish", "zh": None,
+}
+"""The languages whose stop words bm25s ships (ISO 639-1 codes, as bm25s names them), each with its PyStemmer
+(Snowball) stemmer; None: Snowball has none for it (Korean, Chinese). ``none`` (no stop words) is the other choice
+of ``bm25.language``."""

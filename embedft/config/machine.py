@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
+import platformdirs
 import yaml
 from pydantic import Field, field_validator
 
@@ -71,6 +72,17 @@ class MachineSettings(Section):
     llm_backoff_max_seconds: float = Field(
         60.0, ge=0.0, description="synthesize.llm: longest wait before a retry. A 429 whose Retry-After asks for longer stops the stage."
     )
+    cache_dir: str = Field(
+        "", description="Folder of what this machine keeps across runs, experiments and projects: synthesize.llm's reply "
+        "cache (llm_queries.sqlite, unless synthesize.llm.cache names a file). '' = the user's cache folder "
+        "(~/.cache/embedft on Linux, ~/Library/Caches/embedft on macOS, as platformdirs says). Queued and temporary "
+        "experiment runs see the same folder, and the environment variable EMBEDFT_CACHE_DIR."
+    )
+
+    @property
+    def cache_folder(self) -> Path:
+        """The folder ``cache_dir`` names (``~`` expanded), or the user's cache folder for embedft."""
+        return Path(self.cache_dir).expanduser() if self.cache_dir.strip() else Path(platformdirs.user_cache_dir("embedft"))
 
     @field_validator("device")
     @classmethod

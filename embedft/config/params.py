@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from embedft.config.choices import CORPUS_SOURCE_NAMES, SOURCE_NAMES
+from embedft.config.choices import BM25_LANGUAGES, CORPUS_SOURCE_NAMES, SOURCE_NAMES
 from embedft.config.losses import DIRECTIONS, HARDNESS_MODES, LOSS_NAMES, LOSSES, PARTITION_MODES, loss_param_keys
 from embedft.config.validation import Section, read_yaml_mapping, validate
 from embedft.core import PipelineError
@@ -47,7 +47,7 @@ class DataParams(Section):
     corpus: str = Field(
         "corpus.jsonl",
         description="Inside `dir`: a corpus file (one {_id, title, text} per line, used as given), or a folder of "
-        ".md/.markdown/.html/.htm/.rst/.txt documents that `ingest` turns into chunks with path-derived ids.",
+        ".md/.markdown/.mdx/.html/.htm/.rst/.txt documents that `ingest` turns into chunks with path-derived ids.",
     )
     queries: str = Field("queries.jsonl", description="Queries file inside `dir`; may be absent (no labels).")
     qrels: str = Field(
@@ -91,13 +91,27 @@ class IngestParams(Section):
     chunk_by: Literal["heading", "length"] = Field(
         "heading",
         description="'heading': cut at Markdown/HTML/reST headings, packing small sections together up to "
-        "max_chunk_words and cutting longer ones by length; 'length': windows of max_chunk_words words.",
+        "max_chunk_words and max_chunk_tokens and cutting longer ones by length; 'length': the longest windows that "
+        "keep both caps.",
     )
-    max_chunk_words: int = Field(200, ge=0, description="Most words per passage; 0 keeps each file whole.")
+    max_chunk_words: int = Field(200, ge=0, description="Most words per passage (its title not counted); 0: no word cap.")
+    max_chunk_tokens: Literal["auto"] | Annotated[int, Field(ge=0)] = Field(
+        "auto", description="Most tokens per passage as the base model reads it (base.document_prompt, its title and "
+        "text, special tokens included), counted with base.model's tokenizer, so that no passage is truncated; 'auto': "
+        "base.max_seq_length; 0: no token cap (then max_chunk_words: 0 keeps each file whole)."
+    )
     chunk_overlap_words: int = Field(
         40, ge=0, description="Words repeated at the start of a passage from the end of the one before it, when a "
-        "text is cut by length, so a sentence cut in two is whole in one of them."
+        "text is cut by length, so a sentence cut in two is whole in one of them (at most half a passage cut short "
+        "by max_chunk_tokens)."
     )
+    code_blocks: Literal["keep", "drop"] = Field(
+        "keep", description="Fenced code in Markdown/MDX: 'keep' its lines (without the ``` or ~~~ fences), or 'drop' it."
+    )
+
+    def token_cap(self, max_seq_length: int) -> int:
+        """The token cap in tokens: ``max_chunk_tokens``, with 'auto' read as ``max_seq_length`` (``base``'s)."""
+        return max_seq_length if self.max_chunk_tokens == "auto" else self.max_chunk_tokens
 
     @model_validator(mode="after")
     def overlap_is_smaller_than_chunk(self) -> IngestParams:
@@ -181,9 +195,11 @@ class LlmParams(Section):
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(512, ge=16, description="Most tokens per reply.")
     cache: str = Field(
-        ".cache/llm_queries.sqlite",
+        "",
         description="SQLite file of every reply, keyed by (model, prompt template, passage hash); outside DVC's outputs, "
-        "so a re-run or a resumed run never pays for a passage twice.",
+        "so a re-run, a resumed run or a queued experiment never pays for a passage twice. '' = llm_queries.sqlite in "
+        "the machine's cache folder (the machine setting cache_dir: the user's cache folder by default), which queued "
+        "and temporary experiment runs share; a relative path is inside the project (and a queued run's copy of it).",
     )
     retry_unusable: bool = Field(
         False, description="Request again (once per run, paid again) the passages whose cached reply was empty, cut off at "
@@ -283,6 +299,36 @@ class SynthesizeParams(Section):
     quality: QualityParams = QualityParams()
     general_mix: GeneralMixParams = GeneralMixParams()
     review: ReviewParams = ReviewParams()
+
+
+Bm25Language = Literal[("none", *BM25_LANGUAGES)]  # type: ignore[valid-type]
+"""A language whose stop words bm25s ships, or 'none' (see embedft.config.choices.BM25_LANGUAGES)."""
+
+
+class Bm25Params(Section):
+    """How BM25 (bm25s) reads text, wherever it ranks: evaluate's BM25 and hybrid systems, and mine_negatives'
+    bm25 and hybrid retrievers. The defaults are English stop words and no stemming."""
+
+    language: Bm25Language = Field(
+        "en", description="The corpus's language, by ISO 639-1 code: its stop words are left out of documents and queries "
+        "('none': every word counts). Codes: " + ", ".join(BM25_LANGUAGES) + "."
+    )
+    stemmer: bool = Field(
+        False, description="Reduce words to their stem with PyStemmer's Snowball stemmer for `language` (so 'Häuser' "
+        "finds 'Haus'); needs the PyStemmer package."
+    )
+
+    @model_validator(mode="after")
+    def stemmer_has_a_language(self) -> Bm25Params:
+        if self.stemmer and BM25_LANGUAGES.get(self.language) is None:
+            have = ", ".join(code for code, name in BM25_LANGUAGES.items() if name)
+            raise ValueError(f"stemmer: true needs a language with a Snowball stemmer ({have}), not '{self.language}'")
+        return self
+
+    @property
+    def stemmer_algorithm(self) -> str | None:
+        """PyStemmer's name of the stemmer to use ('german'), or None for no stemming."""
+        return BM25_LANGUAGES[self.language] if self.stemmer else None
 
 
 class MineNegativesParams(Section):
@@ -650,6 +696,7 @@ class Params(Section):
     ingest: IngestParams = IngestParams()
     split: SplitParams = SplitParams()
     synthesize: SynthesizeParams = SynthesizeParams()
+    bm25: Bm25Params = Bm25Params()
     mine_negatives: MineNegativesParams = MineNegativesParams()
     rounds: RoundsParams = RoundsParams()
     train: TrainParams = TrainParams()

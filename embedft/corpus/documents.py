@@ -1,11 +1,13 @@
-"""A folder of documents (.md, .html, .rst, .txt) as corpus passages with stable, path-derived ids.
+"""A folder of documents (.md, .mdx, .html, .rst, .txt) as corpus passages with stable, path-derived ids.
 
-Each file is parsed into a title and headed sections, then cut into passages ("chunks") by heading or by
-length, with overlap, as ``ingest`` params say. Headings of every format are written as Markdown ``#`` lines
-in the passage text, so the section pairs of `synthesize` work the same for all formats.
+Each file is parsed into a title and headed sections (Markdown and MDX lose their markup first:
+embedft/corpus/markdown_text.py), then cut into passages ("chunks") by heading or by length, with overlap, as
+``ingest`` params say, each within a word cap and the model's token window (embedft/corpus/passage_size.py).
+Headings of every format are written as Markdown ``#`` lines in the passage text, so the section pairs of
+`synthesize` work the same for all formats.
 
-Ids: a file kept whole has its path relative to the folder as id (``guide/install.md``); a file cut into n
-passages has ids ``guide/install.md#1`` .. ``#n``. The same file and params always give the same ids.
+Ids: a file kept whole has its path relative to the folder as id (``guide/install.md``); a file cut into n passages
+has ids ``guide/install.md#1`` .. ``#n``. The same file and params always give the same ids.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from pathlib import Path
 from embedft.config import IngestParams
 from embedft.core import DataFileError, Document, read_lines
 from embedft.corpus.html_text import html_to_text
+from embedft.corpus.markdown_text import clean_markdown, markup_counts, unfence_code
+from embedft.corpus.passage_size import PassageLimit, full_text, windows, word_count
 from embedft.corpus.sections import Section, parse_sections
 
-FORMATS = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".rst": "rst", ".txt": "text"}
+FORMATS = {".md": "markdown", ".markdown": "markdown", ".mdx": "markdown", ".html": "html", ".htm": "html", ".rst": "rst", ".txt": "text"}
 FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<yaml>.*?)\n---[ \t]*(\n|\Z)", re.DOTALL)
 FRONT_MATTER_TITLE = re.compile(r"^title:\s*(?P<title>.+?)\s*$", re.MULTILINE)
-WORD = re.compile(r"\S+")
 CHUNK_ID = re.compile(r"^(?P<path>.+)#(?P<number>[1-9][0-9]*)$")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 """Control characters (C0 and C1) other than tab, line breaks and form feed."""
@@ -55,6 +58,10 @@ class FolderReport:
     """Files cut into more than one passage."""
     skipped_documents: dict[str, str] = field(default_factory=dict)
     """Document files (and links) that gave no passage, by path in the folder, with the reason."""
+    markup_before: Counter = field(default_factory=Counter)
+    """:func:`markup_counts` of the passages the files would give without removing their markup."""
+    markup_after: Counter = field(default_factory=Counter)
+    """:func:`markup_counts` of the passages written."""
 
     def as_metrics(self, documents: int) -> dict[str, int | dict[str, int] | dict[str, str]]:
         metrics: dict[str, int | dict[str, int] | dict[str, str]] = {
@@ -63,6 +70,7 @@ class FolderReport:
             "empty_files": self.empty_files,
             "chunked_files": self.chunked_files,
             "skipped_files": sum(self.skipped.values()),
+            "markup": {"before_cleaning": dict(self.markup_before), "after_cleaning": dict(self.markup_after)},
         }
         if self.skipped_documents:
             metrics["skipped_documents"] = dict(sorted(self.skipped_documents.items()))
@@ -129,12 +137,15 @@ def read_text_file(path: Path) -> str:
     return "\n".join(line for _, line in read_lines(path))
 
 
-def parse_document(text: str, kind: str) -> ParsedDocument:
+def parse_document(text: str, kind: str, code_blocks: str | None = "keep") -> ParsedDocument:
     """Title and sections of one file's text.
 
     Args:
         text: the file's content.
         kind: 'markdown', 'html', 'rst' or 'text' (plain text has no headings and no title).
+        code_blocks: Markdown's markup is removed, and the fenced code of Markdown (and HTML's <pre>) kept without
+            its fences ('keep') or dropped ('drop') (``ingest.code_blocks``); None leaves the markup and fences in
+            (to measure what cleaning removes).
 
     The title is the document's leading heading (one with no text before it); failing that, Markdown front
     matter's ``title:`` or HTML's <title>. The leading heading is removed from the sections: it is the title.
@@ -145,12 +156,16 @@ def parse_document(text: str, kind: str) -> ParsedDocument:
     if kind == "html":
         extracted = html_to_text(text)
         metadata_title, text, problems = extracted.title, extracted.text, extracted.problems
+        if code_blocks is not None:
+            text = unfence_code(text, code_blocks)
     elif kind == "markdown":
         front = FRONT_MATTER.match(text)
         if front:
             found = FRONT_MATTER_TITLE.search(front.group("yaml"))
             metadata_title = found.group("title").strip("'\"") if found else ""
             text = text[front.end():]
+        if code_blocks is not None:
+            text = clean_markdown(text, code_blocks)
     sections = parse_sections(text)
     if len(sections) > 1 and not sections[0].body:
         leading = sections[1]
@@ -166,27 +181,6 @@ def render(section: Section) -> str:
     return f"{heading}\n{section.body}" if section.body else heading
 
 
-def word_count(text: str) -> int:
-    return len(WORD.findall(text))
-
-
-def word_windows(text: str, size: int, overlap: int) -> list[str]:
-    """Cut text into windows of ``size`` words, each starting ``size - overlap`` words after the one before.
-
-    The original spacing and line breaks inside a window are kept. Text of at most ``size`` words is one window.
-    """
-    spans = [match.span() for match in WORD.finditer(text)]
-    if not spans:
-        return []
-    windows, start = [], 0
-    while True:
-        end = min(start + size, len(spans))
-        windows.append(text[spans[start][0] : spans[end - 1][1]])
-        if end == len(spans):
-            return windows
-        start += size - overlap
-
-
 def chunk_title(title: str, section: Section, first: bool) -> str:
     """The first passage carries the document title; later ones add the heading they start under."""
     if first or not section.heading:
@@ -194,40 +188,54 @@ def chunk_title(title: str, section: Section, first: bool) -> str:
     return f"{title}: {section.heading}" if title else section.heading
 
 
-def chunk_document(document: ParsedDocument, settings: IngestParams) -> list[tuple[str, str]]:
-    """Cut a parsed document into (title, text) passages.
+def chunk_document(document: ParsedDocument, settings: IngestParams, limit: PassageLimit | None = None) -> list[tuple[str, str]]:
+    """Cut a parsed document into (title, text) passages, each within ``limit``.
 
-    By heading: consecutive sections are packed into one passage while it stays within
-    ``max_chunk_words``; a section longer than that is cut into overlapping windows, each starting with the
-    section's heading line. By length: the whole rendered text is cut into overlapping windows.
+    By heading: consecutive sections are packed into one passage while it stays within the limit; a section
+    longer than that is cut into overlapping windows, each starting with the section's heading line. By length:
+    the whole rendered text is cut into overlapping windows.
+
+    Args:
+        limit: the word and token caps; None: ``settings.max_chunk_words`` alone.
     """
+    limit = limit or PassageLimit(max_words=settings.max_chunk_words)
     sections = [s for s in document.sections if s.heading or s.body]
     whole = "\n\n".join(render(s) for s in sections).strip()
-    size, overlap = settings.max_chunk_words, settings.chunk_overlap_words
+    size, overlap = limit.max_words, settings.chunk_overlap_words
     if not whole:
         return []
-    if size == 0 or word_count(whole) <= size:
+    if limit.unlimited or limit.fits(document.title, whole):
         return [(document.title, whole)]
     if settings.chunk_by == "length":
-        return [(document.title, window) for window in word_windows(whole, size, overlap)]
+        return [(document.title, window) for window in windows(whole, lambda w: limit.fits(document.title, w), size, overlap)]
     chunks: list[tuple[str, str]] = []
     packed: list[Section] = []
 
+    def packed_title(first: Section) -> str:
+        return chunk_title(document.title, first, not chunks)
+
     def flush() -> None:
         if packed:
-            chunks.append((chunk_title(document.title, packed[0], not chunks), "\n\n".join(render(s) for s in packed)))
+            chunks.append((packed_title(packed[0]), "\n\n".join(render(s) for s in packed)))
             packed.clear()
 
     for section in sections:
-        words = word_count(render(section))
-        if words > size:
+        # A passage after the first carries the longer title ('Document: Heading'): sections are sized with it.
+        title = chunk_title(document.title, section, False)
+        if not limit.fits(title, render(section)):
             flush()
             heading_words = word_count(render(Section(section.level, section.heading, "")))
-            for window in word_windows(section.body, max(size - heading_words, 1), min(overlap, max(size - heading_words - 1, 0))):
+            body_words = max(size - heading_words, 1) if size else 0
+            body_overlap = min(overlap, max(size - heading_words - 1, 0)) if size else overlap
+
+            def fits(window: str, section: Section = section, title: str = title) -> bool:
+                return limit.fits(title, render(Section(section.level, section.heading, window)))
+
+            for window in windows(section.body, fits, body_words, body_overlap):
                 piece = Section(section.level, section.heading, window)
                 chunks.append((chunk_title(document.title, piece, not chunks), render(piece)))
             continue
-        if packed and sum(word_count(render(s)) for s in packed) + words > size:
+        if packed and not limit.fits(packed_title(packed[0]), "\n\n".join(render(s) for s in [*packed, section])):
             flush()
         packed.append(section)
     flush()
@@ -276,17 +284,20 @@ def log_links_outside(folder: Path, paths: list[Path], dataset_dir: Path | None)
                            dataset_dir or folder)
 
 
-def read_document_folder(folder: Path, settings: IngestParams, dataset_dir: Path | None = None) -> tuple[dict[str, Document], FolderReport]:
+def read_document_folder(folder: Path, settings: IngestParams, dataset_dir: Path | None = None,
+                         limit: PassageLimit | None = None) -> tuple[dict[str, Document], FolderReport]:
     """Every document in ``folder`` as passages, in path order, with path-derived ids.
 
     Args:
         folder: the documents.
-        settings: how to cut them into passages.
+        settings: how to cut them into passages and what to do with Markdown's code blocks.
         dataset_dir: the dataset folder holding ``folder`` (``data.dir``); documents that links bring in from
             outside it are logged. ``None``: ``folder`` itself.
+        limit: the word and token caps of a passage; None: ``settings.max_chunk_words`` alone.
 
     Files that give no passage (no text once parsed) are named in the log and in the report. Broken HTML markup
-    that changed what was read is logged with the file.
+    that changed what was read is logged with the file. The report counts the passages holding markup, as written
+    and as they would be had Markdown kept its markup.
 
     Raises:
         DataFileError: the folder holds no document of a known type, a file is not valid UTF-8, or a file is mostly
@@ -311,10 +322,13 @@ def read_document_folder(folder: Path, settings: IngestParams, dataset_dir: Path
                 path, f"{share:.0%} of its characters are control characters such as NUL: this is not UTF-8 text. Save "
                 "it as UTF-8 (a UTF-16 file has a NUL after every letter), or, if it is not a document, move it out of "
                 f"{folder} or give it another extension")
-        parsed = parse_document(text, kind)
+        parsed = parse_document(text, kind, settings.code_blocks)
         for problem in parsed.problems:
             logger.warning("%s: %s", path, problem)
-        chunks = chunk_document(parsed, settings)
+        chunks = chunk_document(parsed, settings, limit)
+        raw = chunk_document(parse_document(text, kind, None), settings, limit) if kind in ("markdown", "html") else chunks
+        report.markup_before.update(markup_counts(full_text(title, passage) for title, passage in raw))
+        report.markup_after.update(markup_counts(full_text(title, passage) for title, passage in chunks))
         if not chunks:
             report.empty_files += 1
             report.skipped_documents[doc_id] = "no text" + (f" ({'; '.join(parsed.problems)})" if parsed.problems else "")

@@ -12,8 +12,8 @@ from embedft.encoding.models import (
                                      resolve_model_path,
 )
 from embedft.encoding.store import StoredEmbeddings, corpus_embeddings, load_embeddings, save_embeddings
-from embedft.encoding.token_window import count_over_window, truncation_warning
+from embedft.encoding.token_window import count_over_window, text_token_counter, truncation_warning
 
 __all__ = ["StoredEmbeddings", "check_local_path", "load_failure", "corpus_embeddings", "count_over_window",
            "encode", "is_out_of_memory", "load_embeddings", "load_model", "load_model_with", "pick_device",
-           "resolve_model_path", "save_embeddings", "truncation_warning"]
+           "resolve_model_path", "save_embeddings", "text_token_counter", "truncation_warning"]

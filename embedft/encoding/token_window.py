@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sentence_transformers import SentenceTransformer
 
 
@@ -24,6 +26,18 @@ def count_over_window(model: SentenceTransformer, texts: list[str], prompt: str 
                             return_attention_mask=False, return_token_type_ids=False, verbose=False)["length"]
         over += sum(length > window for length in lengths)
     return over
+
+
+def text_token_counter(model: SentenceTransformer, prompt: str = "") -> Callable[[str], int]:
+    """A function giving the tokens of a text as ``model`` reads it: ``prompt`` before it, special tokens included,
+    nothing truncated (what :func:`count_over_window` compares with the window)."""
+    tokenizer = model.tokenizer
+
+    def count(text: str) -> int:
+        return len(tokenizer(prompt + text, add_special_tokens=True, truncation=False, return_attention_mask=False,
+                             return_token_type_ids=False, verbose=False)["input_ids"])
+
+    return count
 
 
 def truncation_warning(what: str, over: int, total: int, window: int, key: str) -> str | None:

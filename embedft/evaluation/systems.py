@@ -7,7 +7,7 @@ import logging
 
 import numpy as np
 
-from embedft.config import SYSTEM_LABELS, SYSTEMS, EvaluateParams
+from embedft.config import SYSTEM_LABELS, SYSTEMS, Bm25Params, EvaluateParams
 from embedft.core import Document
 from embedft.encoding import StoredEmbeddings
 from embedft.evaluation.ir_metrics import mean_metrics, metric_deltas, per_query_metrics
@@ -32,11 +32,13 @@ def retrieval_depth(settings: EvaluateParams, corpus_size: int) -> int:
 
 def system_runs(
     query_ids: list[str], query_texts: list[str], query_vectors: dict[str, np.ndarray], corpus: dict[str, Document],
-    stored: dict[str, StoredEmbeddings], settings: EvaluateParams, depth: int, chunk_size: int,
+    stored: dict[str, StoredEmbeddings], settings: EvaluateParams, depth: int, chunk_size: int, lexical: Bm25Params | None = None,
 ) -> dict[str, Run]:
-    """Rankings by every system: base, fine-tuned, BM25, fine-tuned + BM25 fused, and optionally base ⊕ fine-tuned."""
+    """Rankings by every system: base, fine-tuned, BM25, fine-tuned + BM25 fused, and optionally base ⊕ fine-tuned.
+    ``lexical``: how BM25 reads text (the ``bm25`` params; None: their defaults)."""
     runs = {name: rank_corpus(query_ids, query_vectors[name], stored[name], depth, chunk_size) for name in ("base", "finetuned")}
-    runs["bm25"] = bm25_run(list(corpus), [d.full_text for d in corpus.values()], query_ids, query_texts, depth)
+    runs["bm25"] = bm25_run(list(corpus), [d.full_text for d in corpus.values()], query_ids, query_texts, depth,
+                            lexical or Bm25Params())
     runs["hybrid"] = reciprocal_rank_fusion([runs["finetuned"], runs["bm25"]], depth)
     if settings.concatenated:
         joined = StoredEmbeddings(normalise_rows(np.hstack([stored["base"].vectors, stored["finetuned"].vectors])),

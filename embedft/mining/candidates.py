@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from embedft.config import MineNegativesParams
+from embedft.config import Bm25Params, MineNegativesParams
 from embedft.core import Pair, PipelineError
 from embedft.encoding import StoredEmbeddings
 from embedft.mining.search_backend import search
@@ -32,17 +32,18 @@ def window_end(settings: MineNegativesParams, corpus_size: int) -> int:
 
 def ranked_rows(
     anchors: list[str], anchor_vectors: np.ndarray, corpus_vectors: np.ndarray, doc_texts: Sequence[str],
-    settings: MineNegativesParams, depth: int, memory_mb: float = 1024,
+    settings: MineNegativesParams, depth: int, memory_mb: float = 1024, lexical_settings: Bm25Params | None = None,
 ) -> list[np.ndarray]:
     """Each anchor's top ``depth`` corpus rows, best first, by the configured retriever; ``memory_mb`` bounds one
-    block of the exact search (the machine's ``search_memory_mb``)."""
+    block of the exact search (the machine's ``search_memory_mb``); ``lexical_settings``: how BM25 reads text (the
+    ``bm25`` params; None: their defaults)."""
     def dense() -> np.ndarray:
         return search(anchor_vectors, corpus_vectors, depth, settings.search_backend, memory_mb,
                       settings.faiss_index, settings.faiss_search_params)[0]
 
     if settings.retriever == "dense":
         return [row[row >= 0] for row in dense()]
-    lexical = bm25_search(doc_texts, anchors, depth)[0]
+    lexical = bm25_search(doc_texts, anchors, depth, lexical_settings or Bm25Params())[0]
     if settings.retriever == "bm25":
         return [row[row >= 0] for row in lexical]
     # Scores of minus the rank make the fusion read each retriever's own order (ties included).
@@ -54,11 +55,12 @@ def ranked_rows(
 
 def candidate_windows(
     anchors: list[str], anchor_vectors: np.ndarray, corpus_vectors: np.ndarray, doc_texts: Sequence[str],
-    settings: MineNegativesParams, depth: int, memory_mb: float = 1024,
+    settings: MineNegativesParams, depth: int, memory_mb: float = 1024, lexical_settings: Bm25Params | None = None,
 ) -> dict[str, Window]:
-    """Each anchor's candidates at ranks ``range_min`` .. ``depth`` - 1, with their dense scores."""
+    """Each anchor's candidates at ranks ``range_min`` .. ``depth`` - 1, with their dense scores; ``memory_mb`` and
+    ``lexical_settings`` as in :func:`ranked_rows`."""
     windows = {}
-    rankings = ranked_rows(anchors, anchor_vectors, corpus_vectors, doc_texts, settings, depth, memory_mb)
+    rankings = ranked_rows(anchors, anchor_vectors, corpus_vectors, doc_texts, settings, depth, memory_mb, lexical_settings)
     for anchor, vector, ranking in zip(anchors, anchor_vectors, rankings):
         rows = ranking[settings.range_min : depth]
         scores = np.asarray(corpus_vectors[rows], dtype=np.float32) @ vector

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedft.config import BaseParams, MachineSettings, MineNegativesParams
+from embedft.config import BaseParams, Bm25Params, MachineSettings, MineNegativesParams
 from embedft.core import Document, MinedRow, Pair, PipelineError, ScoredRow, normalise_query, read_split, relevant
 from embedft.core.artifacts import CORPUS_FILE, RoundPaths
 from embedft.encoding import StoredEmbeddings, corpus_embeddings, encode, load_embeddings, load_model_with
@@ -110,17 +110,19 @@ def miner_embeddings(paths: RoundPaths, name: str, base: BaseParams, machine: Ma
 
 def mine(
     pairs: list[Pair], index: CorpusIndex, labelled: dict[str, set[str]], paths: RoundPaths, name: str, depth: int,
-    settings: MineNegativesParams, base: BaseParams, machine: MachineSettings,
+    settings: MineNegativesParams, base: BaseParams, machine: MachineSettings, lexical: Bm25Params | None = None,
 ) -> MiningResult:
     """Encode the anchors with the mining model ``name``, retrieve each one's window (ranks up to ``depth``),
-    then filter and choose every pair's negatives, with the cross-encoder when one is configured."""
+    then filter and choose every pair's negatives, with the cross-encoder when one is configured. ``lexical``: the
+    ``bm25`` params, for the bm25 and hybrid retrievers (None: their defaults)."""
     started = time.perf_counter()
     key = None if paths.miner_model else ("mine_negatives.model" if settings.model else "base.model")
     miner = load_model_with(base, machine, name, key=key)
     stored = miner_embeddings(paths, name, base, machine, miner, index.corpus)
     anchors = sorted({p.anchor for p in pairs})
     anchor_vectors = encode(miner, anchors, base.query_prompt, machine.encode_batch_size)
-    windows = candidate_windows(anchors, anchor_vectors, stored.vectors, index.texts, settings, depth, machine.search_memory_mb)
+    windows = candidate_windows(anchors, anchor_vectors, stored.vectors, index.texts, settings, depth, machine.search_memory_mb,
+                                lexical)
     vector_of = dict(zip(anchors, anchor_vectors))
     positives = positive_vectors(pairs, stored, lambda texts: encode(miner, texts, base.document_prompt, machine.encode_batch_size))
     positive_scores = [float(vector_of[p.anchor] @ v) for p, v in zip(pairs, positives)]

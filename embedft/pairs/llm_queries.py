@@ -8,8 +8,10 @@
   exponentially; after ``llm_max_retries`` the stage stops with the endpoint's last error. Concurrency, timeouts
   and retries are machine settings (``llm_*``): they change no reply.
 - Every chat completion is stored, the moment it arrives, in an SQLite file keyed by (model, prompt template,
-  passage hash); an endpoint error never is. A re-run, or a run resumed after an interruption (Ctrl-C, a crash,
-  a kill), reads those replies back and sends requests only for the passages still missing.
+  passage hash); an endpoint error never is. The file is in the machine's cache folder unless params name one, so
+  queued and temporary DVC experiment runs (which see only git-tracked files) share it with the workspace. A re-run,
+  or a run resumed after an interruption (Ctrl-C, a crash, a kill), reads those replies back and sends requests
+  only for the passages still missing.
 - Replies are parsed after caching, so a completion that is empty, cut off at ``max_tokens`` or holds no
   readable queries is counted as unusable and its passage skipped (and it is not paid for again, unless
   ``synthesize.llm.retry_unusable`` asks for it once more).
@@ -202,6 +204,23 @@ def completion_reply(body: object) -> Reply:
     reason = choice.get("finish_reason")
     return Reply(content if isinstance(content, str) else "", tokens("prompt_tokens"), tokens("completion_tokens"),
                  reason if isinstance(reason, str) else "")
+
+
+CACHE_FILE = "llm_queries.sqlite"
+"""The reply cache's name in the machine's cache folder, when ``synthesize.llm.cache`` is ''."""
+
+
+def reply_cache_path(settings: LlmParams, machine: MachineSettings) -> Path:
+    """Where the replies are kept: ``settings.cache`` (``~`` expanded; a relative path is inside the project), or,
+    when it is '', :data:`CACHE_FILE` in the machine's cache folder (``cache_dir``).
+
+    The default lies outside the project because DVC copies only git-tracked files into queued and temporary
+    experiment runs: a cache inside the (git-ignored) project folder would start empty in each of them. The key
+    holds the model, the prompt and the passage's hash, so projects that share the file share only equal replies.
+    """
+    if settings.cache.strip():
+        return Path(settings.cache).expanduser()
+    return machine.cache_folder / CACHE_FILE
 
 
 class ReplyCache:

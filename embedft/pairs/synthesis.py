@@ -32,7 +32,7 @@ from embedft.pairs.filters import (
     sample_general,
     source_report,
 )
-from embedft.pairs.llm_queries import RUN_COUNTS, UNUSABLE_COUNTS, LlmReport, api_key_from_env, llm_queries
+from embedft.pairs.llm_queries import RUN_COUNTS, UNUSABLE_COUNTS, LlmReport, api_key_from_env, llm_queries, reply_cache_path
 from embedft.pairs.local_queries import generate_local_queries
 from embedft.pairs.search_logs import SearchLogReport, describe_unknown, search_log_pairs
 from embedft.pairs.structure import first_sentence_pairs, section_pairs, title_pairs
@@ -200,7 +200,7 @@ def gather_candidates(params: Params, machine: MachineSettings, corpus: dict[str
         llm = settings.llm
         passages = generation_passages(corpus, llm.max_passages, settings.quality.min_positive_chars, params.base.seed,
                                        llm.max_passage_chars)
-        written, llm_counts = llm_queries(passages, llm, machine, llm.cache)
+        written, llm_counts = llm_queries(passages, llm, machine, reply_cache_path(llm, machine))
         candidates += query_pairs({d: [q for _, q in qs] for d, qs in written.items()}, corpus, "llm")
         if unusable := describe_unusable(llm_counts):
             logger.warning(unusable)
