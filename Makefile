@@ -4,6 +4,7 @@
 #                plot render test when it can be installed); CI runs this one
 # and one for developers:
 #   make quick - the tests not marked slow (no DVC runs, no training, no servers): the quick loop
+#   make constraints - rewrite constraints.txt from the versions in .venv, after the tests pass on new ones
 #
 # The everyday commands, run with .venv/bin first on PATH (no need to activate .venv; each prints the command it
 # runs on standard error, so `make report > report.md` keeps only the Markdown):
@@ -13,7 +14,8 @@
 #   make report REV=main  - the pull-request report in Markdown, as .github/workflows/pr-report.yml posts it
 #
 # TORCH_SPEC picks the torch build installed before anything else; override it for your CUDA build,
-# e.g. `make run TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"`.
+# e.g. `make run TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"`. Everything else is
+# installed at the versions of constraints.txt; `make constraints` rewrites it from .venv (docs/development.md).
 
 PYTHON ?= python3
 VENV ?= .venv
