@@ -25,7 +25,6 @@ import argparse
 import datetime
 import json
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -34,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 from scale import sentences_from, synthetic_texts  # the same synthetic documents as bench/scale.py (a sibling script)
+
+from embedft.core import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,10 +50,6 @@ def timed(work):
     wall, cpu = time.perf_counter(), time.process_time()
     result = work()
     return result, time.perf_counter() - wall, time.process_time() - cpu
-
-
-def peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def synthetic_pairs(docs: list[str], count: int, seed: int) -> list[tuple[str, int]]:

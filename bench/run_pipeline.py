@@ -102,11 +102,11 @@ def machine() -> dict:
 def measured(command: list[str], cwd: Path) -> dict:
     """Run ``command`` in a fresh wrapper process; return wall seconds and the peak RSS of its largest process."""
     probe = (
-        "import resource, subprocess, sys, time, json;"
+        "import subprocess, sys, time, json; from embedft.core import peak_rss_mb;"
         "t = time.perf_counter(); r = subprocess.run(sys.argv[1:]);"
         "w = time.perf_counter() - t;"
         "print(json.dumps({'rc': r.returncode, 'wall_s': round(w, 1),"
-        " 'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)}), file=sys.stderr)"
+        " 'peak_rss_mb': peak_rss_mb(children=True)}), file=sys.stderr)"
     )
     result = subprocess.run([sys.executable, "-c", probe, *command], cwd=cwd, stderr=subprocess.PIPE, text=True)
     stats = json.loads(result.stderr.strip().splitlines()[-1])

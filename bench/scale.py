@@ -15,11 +15,12 @@ import argparse
 import json
 import random
 import re
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from embedft.core import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,10 +42,6 @@ def synthetic_texts(sentences: list[str], count: int, per_text: int, seed: int) 
     """``count`` texts of ``per_text`` random sentences each."""
     rng = random.Random(seed)
     return [" ".join(rng.choices(sentences, k=per_text)) for _ in range(count)]
-
-
-def peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def measure_one(size: int, n_queries: int, corpus_path: Path, max_seq_length: int, plain: bool) -> dict:

@@ -264,13 +264,14 @@ def project_copy(destination: Path) -> Path:
 @pytest.mark.slow  # runs DVC and make in a copy of the project
 def test_readme_commands_run(tmp_path: Path) -> None:
     repo = project_copy(tmp_path / "repo")
-    keep = "-o .venv/.installed"  # the copy's pyproject.toml is newer than the venv's stamp: never reinstall here
+    keep = "-o .venv/.installed-run -o .venv/.installed-test"  # the test's venv has no install stamps: never install here
     assert "dvc repro" in run(f"make -n {keep} run", repo).stdout
     assert "pytest -n 2" in run(f"make -n {keep} test", repo).stdout
     assert 'pytest -m "not slow"' in run(f"make -n {keep} quick", repo).stdout
     spec = 'TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"'
-    install = run(f"make -n -W pyproject.toml run {spec}", repo).stdout  # -W: as if pyproject.toml had changed
+    install = run(f"make -n run {spec}", repo).stdout  # another spec is another stamp: torch is reinstalled
     assert "pip install --quiet torch --index-url https://download.pytorch.org/whl/cu124" in install
+    assert "pip install --quiet -c constraints.txt -e ." in install and ".[test]" not in install
     dvc = Path(run(". .venv/bin/activate && command -v dvc", repo).stdout.strip())
     assert dvc.resolve().parent == (repo / ".venv" / "bin").resolve()
 

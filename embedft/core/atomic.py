@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from embedft.core.errors import PipelineError
+from embedft.core.processes import process_is_running
 
 STORAGE_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 """Write errors that mean the disk (or quota, or file-size limit) is full, not a bug."""
@@ -23,16 +24,6 @@ STORAGE_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 before_replace: Callable[[Path, Path], None] | None = None
 """Called with (temporary, final) when the temporary is complete, just before it replaces ``final``. None in the
 pipeline; the tests set it to kill the process inside the rename window, which no real kill hits reliably."""
-
-
-def _process_is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, but someone else's
-        return True
-    return True
 
 
 def remove_abandoned_temporaries(final: Path) -> list[Path]:
@@ -47,7 +38,7 @@ def remove_abandoned_temporaries(final: Path) -> list[Path]:
     removed = []
     for candidate in final.parent.glob(f".{final.name}.tmp-*"):
         pid = candidate.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_is_running(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not process_is_running(int(pid)):
             _remove(candidate)
             removed.append(candidate)
     return removed

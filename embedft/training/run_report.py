@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import resource
-
 import torch
 from transformers import TrainerState
 
 import embedft.training.distributed as distributed
 from embedft.config import BaseParams, TrainParams
+from embedft.core import peak_rss_mb
 from embedft.training.data import TrainingSet
 from embedft.training.model_card import CardFacts, non_default_params
 from embedft.training.monitor import BEST_MODEL_METRIC, DevSet, dev_metrics
@@ -59,8 +58,14 @@ def mean_training_loss(log_history: list[dict], resumed_step: int, global_step: 
 
 
 def peak_memory_mb(device: str) -> dict[str, float]:
-    """Peak resident memory of the process (and peak allocated GPU memory), the largest over all processes."""
-    peak = {"peak_rss_mb": round(distributed.max_over_processes(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), 1)}
+    """Peak resident memory of the process (and peak allocated GPU memory), the largest over all processes.
+
+    ``peak_rss_mb`` is left out where the platform does not measure it (:func:`embedft.core.peak_rss_mb`).
+    """
+    peak = {}
+    rss = peak_rss_mb()
+    if rss is not None:  # the same platform in every process, so all of them take this branch or none
+        peak["peak_rss_mb"] = round(distributed.max_over_processes(rss), 1)
     if device.startswith("cuda"):
         peak["peak_gpu_mb"] = round(distributed.max_over_processes(torch.cuda.max_memory_allocated() / 2**20), 1)
     return peak
