@@ -72,7 +72,7 @@ def test_a_cross_encoder_with_pickled_weights_is_refused_by_name(tmp_path: Path)
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     from embedft.encoding import resolve_model_path
-    from embedft.mining.rescoring import load_cross_encoder
+    from embedft.encoding import load_cross_encoder
 
     folder = tmp_path / "cross-encoder"
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("sentence-transformers/all-MiniLM-L6-v2"))

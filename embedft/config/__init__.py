@@ -1,7 +1,17 @@
 """What a run is told: ``params.yaml`` (the settings that decide results, DVC params), the machine settings
 (how this machine runs it, not DVC params), and the named choices both refer to. Pure Python."""
 
-from embedft.config.choices import CORPUS_SOURCE_NAMES, PAIR_SOURCES, SOURCE_NAMES, STRUCTURE_SOURCE_NAMES, SYSTEM_LABELS, SYSTEMS
+from embedft.config.choices import (
+    CANDIDATE_PREFIX,
+    CORPUS_SOURCE_NAMES,
+    FINE_TUNED_SYSTEMS,
+    PAIR_SOURCES,
+    SCORE_NORMALISATIONS,
+    SOURCE_NAMES,
+    STRUCTURE_SOURCE_NAMES,
+    SYSTEM_LABELS,
+    SYSTEMS,
+)
 from embedft.config.losses import LOSS_NAMES, LOSSES, Loss
 from embedft.config.machine import MachineSettings, load_machine
 from embedft.config.params import (
@@ -24,8 +34,8 @@ from embedft.config.params import (
 )
 
 __all__ = [
-    "BaseParams", "CORPUS_SOURCE_NAMES", "DataParams", "EvaluateParams", "ExportParams", "IngestParams", "LOSSES",
+    "BaseParams", "CANDIDATE_PREFIX", "CORPUS_SOURCE_NAMES", "DataParams", "EvaluateParams", "ExportParams", "FINE_TUNED_SYSTEMS", "IngestParams", "LOSSES",
     "LOSS_NAMES", "LlmParams", "LocalGeneratorParams", "LoraParams", "Loss", "MachineSettings", "MineNegativesParams",
-    "PAIR_SOURCES", "Params", "SOURCE_NAMES", "STRUCTURE_SOURCE_NAMES", "SYSTEMS", "SYSTEM_LABELS", "SearchLogParams", "SplitParams",
+    "PAIR_SOURCES", "Params", "SCORE_NORMALISATIONS", "SOURCE_NAMES", "STRUCTURE_SOURCE_NAMES", "SYSTEMS", "SYSTEM_LABELS", "SearchLogParams", "SplitParams",
     "SynthesizeParams", "TrainParams", "TruncateEvalParams", "load_machine", "load_params",
 ]
