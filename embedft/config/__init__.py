@@ -34,8 +34,9 @@ from embedft.config.params import (
 )
 
 __all__ = [
-    "BaseParams", "CANDIDATE_PREFIX", "CORPUS_SOURCE_NAMES", "DataParams", "EvaluateParams", "ExportParams", "FINE_TUNED_SYSTEMS", "IngestParams", "LOSSES",
-    "LOSS_NAMES", "LlmParams", "LocalGeneratorParams", "LoraParams", "Loss", "MachineSettings", "MineNegativesParams",
-    "PAIR_SOURCES", "Params", "SCORE_NORMALISATIONS", "SOURCE_NAMES", "STRUCTURE_SOURCE_NAMES", "SYSTEMS", "SYSTEM_LABELS", "SearchLogParams", "SplitParams",
-    "SynthesizeParams", "TrainParams", "TruncateEvalParams", "load_machine", "load_params",
+    "BaseParams", "CANDIDATE_PREFIX", "CORPUS_SOURCE_NAMES", "DataParams", "EvaluateParams", "ExportParams",
+    "FINE_TUNED_SYSTEMS", "IngestParams", "LOSSES", "LOSS_NAMES", "LlmParams", "LocalGeneratorParams", "LoraParams",
+    "Loss", "MachineSettings", "MineNegativesParams", "PAIR_SOURCES", "Params", "SCORE_NORMALISATIONS",
+    "SOURCE_NAMES", "STRUCTURE_SOURCE_NAMES", "SYSTEMS", "SYSTEM_LABELS", "SearchLogParams", "SplitParams",
+    "SynthesizeParams", "TrainParams", "TruncateEvalParams", "load_machine", "load_params"
 ]
