@@ -61,10 +61,11 @@ def test_round_two_mines_with_round_one_model_and_evaluates_against_it(round_rep
     assert report["round"] == 2
     assert set(report["round1"]) == set(report["finetuned"]) == METRIC_KEYS
     assert report["delta_finetuned_vs_round1"] == {key: 0.0 for key in METRIC_KEYS}
-    assert set(report["comparisons"]) == {"finetuned_vs_base", "finetuned_vs_bm25", "hybrid_vs_base", "finetuned_vs_round1"}
+    assert set(report["comparisons"]) == {"finetuned_vs_base", "finetuned_vs_bm25", "hybrid_vs_base", "hybrid_vs_finetuned",
+                                         "hybrid_vs_hybrid_rrf", "hybrid_rrf_vs_base", "finetuned_vs_round1"}
     assert report["comparisons"]["finetuned_vs_round1"]["difference"] == 0.0
     assert (round_repo / "data/embeddings/round2/vectors.npy").exists()
-    assert (round_repo / "plots/round2/recall_at_k.csv").read_text().startswith("k,base,fine-tuned,BM25,hybrid,round1")
+    assert (round_repo / "plots/round2/recall_at_k.csv").read_text().startswith("k,base,fine-tuned,BM25,hybrid,hybrid RRF,round1")
     assert json.loads((round_repo / "reports/evaluate.json").read_text()).get("round") is None  # round 1's report untouched
 
 

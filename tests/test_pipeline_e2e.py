@@ -105,7 +105,9 @@ def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path, reproduced_
     assert forgetting["queries"] == 12 and set(forgetting["base"]) == METRIC_KEYS
     assert forgetting["drop_ndcg@10"] == pytest.approx(forgetting["base"]["ndcg@10"] - forgetting["finetuned"]["ndcg@10"], abs=1e-5)
     assert evaluate["verdict"] in {"ship", "marginal", "regression"}
-    assert set(evaluate["comparisons"]) == {"finetuned_vs_base", "finetuned_vs_bm25", "hybrid_vs_base"}
+    assert set(evaluate["comparisons"]) == {"finetuned_vs_base", "finetuned_vs_bm25", "hybrid_vs_base", "hybrid_vs_finetuned",
+                                           "hybrid_vs_hybrid_rrf", "hybrid_rrf_vs_base"}
+    assert evaluate["shipped"]["chosen_on"] == "dev" and evaluate["shipped"]["line"].startswith("ship ")
 
     truncate = json.loads((repo / "reports" / "truncate.json").read_text())
     for system in ("base", "finetuned"):
@@ -121,7 +123,7 @@ def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path, reproduced_
     assert ndcg_by_dim[0] == "dim,base float32,base int8,base binary,fine-tuned float32,fine-tuned int8,fine-tuned binary"
     assert [line.split(",")[0] for line in ndcg_by_dim[1:]] == ["32", "64"]
     recall = (repo / "plots" / "recall_at_k.csv").read_text().splitlines()
-    assert recall[0] == "k,base,fine-tuned,BM25,hybrid"
+    assert recall[0] == "k,base,fine-tuned,BM25,hybrid,hybrid RRF"
 
     train = json.loads((repo / "reports" / "train.json").read_text())
     assert sorted(p.name for p in (repo / "plots" / "train").iterdir()) == ["dev.tsv", "learning_rate.tsv", "loss.tsv"]
