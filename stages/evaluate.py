@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> None:
             report = {"corpus_documents": len(corpus), **evaluation_report(per_query, settings, base.seed, pairs)}
             report["hybrid_choice"] = {key: hybrid.get(key) for key in ("weight", "normalisation", "depth", "chosen_on", "dev_score")}
             report["dev"] = {"judged_queries": len(dev_qrels), settings.headline: dev_scores}
+            if reranked_of:
+                report["reranked_of"] = reranked_of
             descriptions = system_descriptions(list(runs), hybrid, settings, reranked_of)
             report["shipped"] = recommend_system(dev_scores, headline_scores(per_query, settings.headline), descriptions, settings,
                                                  base.seed, reranked_of)
