@@ -22,8 +22,8 @@ from conftest import write_tiny_dataset
 pytestmark = pytest.mark.slow  # runs the whole pipeline with DVC
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
-STAGE_NAMES = ["ingest", "split", "embed_corpus", "synthesize", "mine_negatives", "train", "embed_finetuned", "evaluate",
-               "truncate_eval"]
+STAGE_NAMES = ["ingest", "split", "embed_corpus", "synthesize", "mine_negatives", "train", "embed_finetuned", "tune_hybrid",
+               "evaluate", "truncate_eval"]
 METRIC_KEYS = {"ndcg@10", "mrr@10", "map@100", "recall@1", "recall@10", "recall@100", "precision@10"}
 
 
@@ -237,8 +237,8 @@ def test_metrics_diff_shows_changes_between_runs(repo: Path) -> None:
     set_params(repo, {"base": {"max_seq_length": 24}, "train": {"learning_rate": 1e-3}})
     result = run(["dvc", "repro"], repo)
     # synthesize reads the base model (its round-trip filter), so it reruns too
-    assert stages_run(result.stdout) == ["embed_corpus", "synthesize", "mine_negatives", "train", "embed_finetuned", "evaluate",
-                                         "truncate_eval"]
+    assert stages_run(result.stdout) == ["embed_corpus", "synthesize", "mine_negatives", "train", "embed_finetuned", "tune_hybrid",
+                                         "evaluate", "truncate_eval"]
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
     changed = diff["metrics/evaluate.json"]
     assert any(key.startswith("base.") for key in changed), changed
