@@ -13,12 +13,13 @@ import yaml
 from conftest import TINY_DOCS, TINY_QUERIES
 
 from embedft.core.errors import DataFileError
-from embedft.evaluation.shipping import best_on_dev, shipping_candidates
+from embedft.evaluation.shipping import best_on_dev, shipping_candidates, uses_fine_tuning
 from stages import evaluate, tune_hybrid
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 DEV, TEST = range(0, 5), range(5, 12)
 PACKAGED = "sentence-transformers/all-MiniLM-L6-v2"
+HEADLINE = "ndcg@10"
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -104,24 +105,22 @@ def test_the_hybrid_weight_is_chosen_on_dev_and_scored_on_test(project: Path, ca
     evaluate.main([])
     report = json.loads((project / "reports/evaluate.json").read_text())
     assert report["hybrid_choice"]["weight"] == choice["weight"]
-    assert report["dev"][evaluate_headline()]["hybrid"] == pytest.approx(choice["dev_score"])  # same fusion on dev in both stages
+    assert report["dev"][HEADLINE]["hybrid"] == pytest.approx(choice["dev_score"])  # same fusion on dev in both stages
     for name in ("hybrid_vs_base", "hybrid_vs_finetuned", "hybrid_rrf_vs_base"):
         assert {"difference", "ci_low", "ci_high", "p_value"} <= set(report["comparisons"][name])
     shipped = report["shipped"]
-    dev_scores = report["dev"][evaluate_headline()]
+    dev_scores = report["dev"][HEADLINE]
     assert dev_scores[shipped["system"]] == max(dev_scores.values())
-    assert shipped["best_alternative"] in {"base", "bm25"} if shipped["fine_tuned"] else shipped["best_alternative"] in {
-        "finetuned", "hybrid", "hybrid_rrf"}
+    alternatives = [name for name in dev_scores if uses_fine_tuning(name) != bool(shipped["fine_tuned"])]
+    assert shipped["best_alternative"] == best_on_dev(dev_scores, shipping_candidates(alternatives))
+    assert shipped["vs_best_alternative"]["difference"] == pytest.approx(
+        report[shipped["system"]][HEADLINE] - report[shipped["best_alternative"]][HEADLINE], abs=1e-5)
     out = capsys.readouterr().out
     assert f"evaluate: ship {shipped['system']} (" in out
     summary = json.loads((project / "metrics/evaluate.json").read_text())
     assert summary["shipped"]["system"] == shipped["system"] and "p_value" in summary["shipped"]
     assert "hybrid_rrf" not in summary and "dev" not in summary
     assert (project / "plots/recall_at_k.csv").read_text().startswith("k,base,fine-tuned,BM25,hybrid,hybrid RRF\n")
-
-
-def evaluate_headline() -> str:
-    return "ndcg@10"
 
 
 def test_candidate_models_and_a_cross_encoder_are_scored_as_alternatives(project: Path, tiny_model_path: Path,
