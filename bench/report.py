@@ -188,7 +188,7 @@ def sample_section(run: dict) -> list[str]:
              f"{evaluate['test_queries']} test queries.", ""]
     lines += table(["system", *evaluate["base"]],
                    ([system, *(f"{evaluate[system][m]:.4f}" for m in evaluate["base"])]
-                    for system in ("base", "finetuned", "bm25", "hybrid")))
+                    for system in ("base", "finetuned", "bm25", "hybrid", "hybrid_rrf") if system in evaluate))
     lines += ["", f"Fine-tuned minus base, nDCG@10: {c['difference']:+.4f} (95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f}, "
               f"p = {c['p_value']:.4f}; {c['wins']} won, {c['ties']} tied, {c['losses']} lost); verdict **{evaluate['verdict']}**. "
               f"Leakage: {evaluate['leakage']['exact']} verbatim, {evaluate['leakage']['normalised']} normalised, "
@@ -230,6 +230,14 @@ def sample_truncate_lines() -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def comparison_systems(evaluate: dict) -> list[tuple[str, str]]:
+    """BM25 and the hybrids with their labels: results from before `hybrid_rrf` existed call the RRF hybrid `hybrid`."""
+    if "hybrid_rrf" not in evaluate:
+        return [("bm25", "BM25 (bm25s)"), ("hybrid", "hybrid: default fine-tuned + BM25, RRF")]
+    return [("bm25", "BM25 (bm25s)"), ("hybrid", "hybrid: default fine-tuned + BM25, weight chosen on dev"),
+            ("hybrid_rrf", "hybrid: default fine-tuned + BM25, RRF")]
+
+
 def quality_section(runs: dict[str, dict], dataset: str) -> list[str]:
     """Quality of every configuration against the base model, BM25 and the hybrid, with paired intervals."""
     reference = runs.get("default") or next(iter(runs.values()))
@@ -238,7 +246,7 @@ def quality_section(runs: dict[str, dict], dataset: str) -> list[str]:
     for name in ordered_configs(runs):
         run = runs[name]
         rows.append([CONFIG_LABELS.get(name, name), *(cell(run["evaluate"]["finetuned"][m], gain_over_base(run, m)) for m in METRICS)])
-    for system, label in (("bm25", "BM25 (bm25s)"), ("hybrid", "hybrid: default fine-tuned + BM25, RRF")):
+    for system, label in comparison_systems(reference["evaluate"]):
         rows.append([label, *(cell(reference["evaluate"][system][m], paired(reference["per_query"][system][m], base_scores[m]))
                               for m in METRICS)])
     lines = [f"## Quality on {dataset} (test split, {reference['evaluate']['test_queries']} queries)", "",

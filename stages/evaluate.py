@@ -1,12 +1,14 @@
-"""Stage `evaluate`: base vs fine-tuned vs BM25 vs hybrid on the test split, with paired statistics and a verdict.
+"""Stage `evaluate`: base vs fine-tuned vs BM25 vs the hybrids (weighted, RRF) vs the alternatives (candidate
+models zero-shot, a cross-encoder reranking) on the test split, with paired statistics, a verdict on the
+fine-tuned model, and the system to ship, chosen on dev.
 
-Writes ``metrics/evaluate.json`` (what a reviewer compares: the headline metrics per system, fine-tuned minus
-base with its interval and p-value, the verdict), ``reports/evaluate.json`` (every metric per system, every
-paired comparison, the leakage check, forgetting), ``reports/evaluate_per_query.csv`` and the Recall@k curve
-for `dvc plots`.
-It only measures: the corpus embeddings it searches come from `embed_corpus` (base) and `embed_finetuned`
-(the fine-tuned model); only the test queries are encoded here. ``--round N`` evaluates round N's model and
-also compares it with round N-1's.
+Writes ``metrics/evaluate.json`` (what a reviewer compares: the headline metrics per main system, fine-tuned
+minus base with its interval and p-value, the verdict, the shipped system against the best alternative),
+``reports/evaluate.json`` (every metric per system, dev scores, every paired comparison, the recommendation,
+the leakage check, forgetting), ``reports/evaluate_per_query.csv`` and the Recall@k curve for `dvc plots`.
+It only measures: the corpus embeddings of the base and fine-tuned models come from `embed_corpus` and
+`embed_finetuned`, the hybrid's weight from `tune_hybrid`; queries (and a candidate model's corpus, opt-in) are
+encoded here. ``--round N`` evaluates round N's model and also compares it with round N-1's.
 """
 
 from __future__ import annotations
@@ -15,31 +17,37 @@ from pathlib import Path
 
 import numpy as np
 
-from embedft.config import load_machine, load_params
+from embedft.config import CANDIDATE_PREFIX, load_machine, load_params
 from embedft.core import artifacts, read_corpus, read_pairs, read_split, run_stage, write_json_atomic, write_text_atomic
 from embedft.core.artifacts import BASE_EMBEDDINGS_DIR, CORPUS_FILE, PAIRS_DIR, PAIRS_FILE, SPLIT_DIR
-from embedft.encoding import encode, load_embeddings, load_model_with
+from embedft.encoding import corpus_embeddings, encode, load_embeddings, load_model_with
 from embedft.evaluation import (
     COMPARISONS,
+    add_reranked,
     count_leaks,
+    dev_headline_scores,
     evaluation_report,
     evaluation_summary,
     forgetting_report,
+    headline_scores,
     metric_deltas,
     per_query_metrics,
     per_query_table,
+    read_hybrid_choice,
     recall_curve,
+    recommend_system,
     retrieval_depth,
     system_agreement,
+    system_descriptions,
     system_runs,
     verdict_banner,
 )
 from embedft.retrieval import rank_corpus
 
 
-def announce(report: dict, headline: str) -> None:
+def announce(report: dict, headline: str, systems: list[str]) -> None:
     """Print the table, the leakage counts and the verdict; a regression or a suspected leak is printed loudly."""
-    for name in [k for k in ("base", "finetuned", "bm25", "hybrid", "concatenated") if k in report]:
+    for name in [name for name in systems if name in report]:
         print(f"evaluate: {name:<12} " + "  ".join(f"{k}={v:.4f}" for k, v in report[name].items()))
     c = report["comparisons"]["finetuned_vs_base"]
     print(f"evaluate: fine-tuned - base {headline} = {c['difference']:+.4f} (95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f}, "
@@ -56,6 +64,7 @@ def announce(report: dict, headline: str) -> None:
               f"(95% CI of the change {c['ci_low']:+.4f} .. {c['ci_high']:+.4f})")
     if banner := verdict_banner(report, headline):
         print(banner)
+    print(f"evaluate: {report['shipped']['line']}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -71,21 +80,32 @@ def main(argv: list[str] | None = None) -> None:
         print("evaluate: the dataset has no labelled test queries, so no quality metric was computed. "
               "Add queries.jsonl and qrels to the dataset folder to compare base and fine-tuned models.")
     else:
-        stored = {"base": load_embeddings(BASE_EMBEDDINGS_DIR, corpus), "finetuned": load_embeddings(paths.model_embeddings, corpus)}
+        hybrid = read_hybrid_choice(paths.hybrid_choice)
         depth = retrieval_depth(settings, len(corpus))
-        query_ids = sorted(queries)
-        query_texts = [queries[q] for q in query_ids]
         models = {"base": load_model_with(base, machine), "finetuned": load_model_with(base, machine, str(paths.model), key=None)}
+        stored = {"base": load_embeddings(BASE_EMBEDDINGS_DIR, corpus), "finetuned": load_embeddings(paths.model_embeddings, corpus)}
+        for name in settings.candidate_models:  # opt-in alternatives: each encodes the corpus once, here
+            model = models[CANDIDATE_PREFIX + name] = load_model_with(base, machine, name, key="evaluate.candidate_models")
+            stored[CANDIDATE_PREFIX + name] = corpus_embeddings(model, name, corpus, base, machine.encode_batch_size)
 
         def encode_queries(model, texts: list[str]) -> np.ndarray:
             return encode(model, texts, base.query_prompt, machine.encode_batch_size, progress=False)
 
-        query_vectors = {name: encode_queries(model, query_texts) for name, model in models.items()}
-        runs = system_runs(query_ids, query_texts, query_vectors, corpus, stored, settings, depth, machine.search_chunk_size,
-                           params.bm25)
+        def runs_for(split: dict[str, str]) -> tuple[dict, dict]:
+            ids = sorted(split)
+            vectors = {name: encode_queries(model, [split[q] for q in ids]) for name, model in models.items()}
+            return system_runs(ids, [split[q] for q in ids], vectors, corpus, stored, settings, depth, machine.search_chunk_size,
+                               hybrid, params.bm25), vectors
+
+        runs, query_vectors = runs_for(queries)
+        dev_queries, dev_qrels = read_split(SPLIT_DIR / "dev")
+        dev_runs = runs_for({q: t for q, t in dev_queries.items() if q in dev_qrels})[0] if dev_qrels else {}
+        dev_scores = dev_headline_scores(dev_qrels, dev_runs, settings)
+        reranked_of = add_reranked(runs, dev_runs, dev_qrels, dev_scores, {**queries, **dev_queries}, corpus, settings, machine)
         if previous:
-            previous_vectors = encode_queries(load_model_with(base, machine, str(paths.miner_model), key=None), query_texts)
-            runs[previous] = rank_corpus(query_ids, previous_vectors, load_embeddings(paths.miner_embeddings, corpus), depth,
+            previous_model = load_model_with(base, machine, str(paths.miner_model), key=None)
+            previous_vectors = encode_queries(previous_model, [queries[q] for q in sorted(queries)])
+            runs[previous] = rank_corpus(sorted(queries), previous_vectors, load_embeddings(paths.miner_embeddings, corpus), depth,
                                          machine.search_chunk_size)
         if not qrels:
             report = {"test_queries": len(queries), "judged_queries": 0, "corpus_documents": len(corpus),
@@ -97,16 +117,24 @@ def main(argv: list[str] | None = None) -> None:
             per_query = {name: per_query_metrics(qrels, run, settings.measures()) for name, run in runs.items()}
             pairs = COMPARISONS + ((("finetuned", previous),) if previous else ())
             report = {"corpus_documents": len(corpus), **evaluation_report(per_query, settings, base.seed, pairs)}
+            report["hybrid_choice"] = {key: hybrid.get(key) for key in ("weight", "normalisation", "depth", "chosen_on", "dev_score")}
+            report["dev"] = {"judged_queries": len(dev_qrels), settings.headline: dev_scores}
+            if reranked_of:
+                report["reranked_of"] = reranked_of
+            descriptions = system_descriptions(list(runs), hybrid, settings, reranked_of)
+            report["shipped"] = recommend_system(dev_scores, headline_scores(per_query, settings.headline), descriptions, settings,
+                                                 base.seed, reranked_of)
             if previous:
                 report[f"delta_finetuned_vs_{previous}"] = metric_deltas(report["finetuned"], report[previous])
             anchors = sorted({pair.anchor for pair in read_pairs(PAIRS_DIR / PAIRS_FILE)})
             anchor_vectors = encode_queries(models["finetuned"], anchors)
             report["leakage"], leaked = count_leaks(queries, anchors, query_vectors["finetuned"], anchor_vectors, settings.leak_similarity)
-            forgetting = forgetting_report(Path(settings.out_of_domain_dir), models, base, settings, machine)
+            forgetting = forgetting_report(Path(settings.out_of_domain_dir), {k: models[k] for k in ("base", "finetuned")}, base,
+                                           settings, machine)
             if forgetting:
                 report["forgetting"] = forgetting
             table, curve = per_query_table(per_query), recall_curve(qrels, runs, depth)
-            announce(report, settings.headline)
+            announce(report, settings.headline, list(runs))
             if previous:
                 c = report["comparisons"][f"finetuned_vs_{previous}"]
                 print(f"evaluate: round {paths.number} - {previous} {settings.headline} = {c['difference']:+.4f} "

@@ -19,7 +19,7 @@ from test_pipeline_e2e import METRIC_KEYS, run, set_params
 
 pytestmark = pytest.mark.slow  # runs DVC and trains round 2
 
-ROUND_STAGES = ["mine_negatives_round@2", "train_round@2", "embed_finetuned_round@2", "evaluate_round@2"]
+ROUND_STAGES = ["mine_negatives_round@2", "train_round@2", "embed_finetuned_round@2", "tune_hybrid_round@2", "evaluate_round@2"]
 
 
 def stages_ran(output: str) -> list[str]:
@@ -56,15 +56,17 @@ def test_round_two_mines_with_round_one_model_and_evaluates_against_it(round_rep
     # Evaluate round 2 with a stand-in for its model (round 1's, copied): every difference to round 1 is zero.
     shutil.copytree(round_repo / "models/finetuned", round_repo / "models/round2")
     run(["python", "-m", "stages.embed_finetuned", "--round", "2"], round_repo)
+    run(["python", "-m", "stages.tune_hybrid", "--round", "2"], round_repo)
     run(["python", "-m", "stages.evaluate", "--round", "2"], round_repo)
     report = json.loads((round_repo / "reports/round2/evaluate.json").read_text())
     assert report["round"] == 2
     assert set(report["round1"]) == set(report["finetuned"]) == METRIC_KEYS
     assert report["delta_finetuned_vs_round1"] == {key: 0.0 for key in METRIC_KEYS}
-    assert set(report["comparisons"]) == {"finetuned_vs_base", "finetuned_vs_bm25", "hybrid_vs_base", "finetuned_vs_round1"}
+    assert set(report["comparisons"]) == {"finetuned_vs_base", "finetuned_vs_bm25", "hybrid_vs_base", "hybrid_vs_finetuned",
+                                         "hybrid_vs_hybrid_rrf", "hybrid_rrf_vs_base", "finetuned_vs_round1"}
     assert report["comparisons"]["finetuned_vs_round1"]["difference"] == 0.0
     assert (round_repo / "data/embeddings/round2/vectors.npy").exists()
-    assert (round_repo / "plots/round2/recall_at_k.csv").read_text().startswith("k,base,fine-tuned,BM25,hybrid,round1")
+    assert (round_repo / "plots/round2/recall_at_k.csv").read_text().startswith("k,base,fine-tuned,BM25,hybrid,hybrid RRF,round1")
     assert json.loads((round_repo / "reports/evaluate.json").read_text()).get("round") is None  # round 1's report untouched
 
 

@@ -71,8 +71,7 @@ def test_a_hub_id_that_cannot_be_found_says_it_was_looked_up_there(tmp_path: Pat
 def test_a_cross_encoder_with_pickled_weights_is_refused_by_name(tmp_path: Path) -> None:
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from embedft.encoding import resolve_model_path
-    from embedft.mining.rescoring import load_cross_encoder
+    from embedft.encoding import load_cross_encoder, resolve_model_path
 
     folder = tmp_path / "cross-encoder"
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("sentence-transformers/all-MiniLM-L6-v2"))

@@ -22,8 +22,8 @@ from conftest import write_tiny_dataset
 pytestmark = pytest.mark.slow  # runs the whole pipeline with DVC
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
-STAGE_NAMES = ["ingest", "split", "embed_corpus", "synthesize", "mine_negatives", "train", "embed_finetuned", "evaluate",
-               "truncate_eval"]
+STAGE_NAMES = ["ingest", "split", "embed_corpus", "synthesize", "mine_negatives", "train", "embed_finetuned", "tune_hybrid",
+               "evaluate", "truncate_eval"]
 METRIC_KEYS = {"ndcg@10", "mrr@10", "map@100", "recall@1", "recall@10", "recall@100", "precision@10"}
 
 
@@ -105,7 +105,9 @@ def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path, reproduced_
     assert forgetting["queries"] == 12 and set(forgetting["base"]) == METRIC_KEYS
     assert forgetting["drop_ndcg@10"] == pytest.approx(forgetting["base"]["ndcg@10"] - forgetting["finetuned"]["ndcg@10"], abs=1e-5)
     assert evaluate["verdict"] in {"ship", "marginal", "regression"}
-    assert set(evaluate["comparisons"]) == {"finetuned_vs_base", "finetuned_vs_bm25", "hybrid_vs_base"}
+    assert set(evaluate["comparisons"]) == {"finetuned_vs_base", "finetuned_vs_bm25", "hybrid_vs_base", "hybrid_vs_finetuned",
+                                           "hybrid_vs_hybrid_rrf", "hybrid_rrf_vs_base"}
+    assert evaluate["shipped"]["chosen_on"] == "dev" and evaluate["shipped"]["line"].startswith("ship ")
 
     truncate = json.loads((repo / "reports" / "truncate.json").read_text())
     for system in ("base", "finetuned"):
@@ -121,7 +123,7 @@ def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path, reproduced_
     assert ndcg_by_dim[0] == "dim,base float32,base int8,base binary,fine-tuned float32,fine-tuned int8,fine-tuned binary"
     assert [line.split(",")[0] for line in ndcg_by_dim[1:]] == ["32", "64"]
     recall = (repo / "plots" / "recall_at_k.csv").read_text().splitlines()
-    assert recall[0] == "k,base,fine-tuned,BM25,hybrid"
+    assert recall[0] == "k,base,fine-tuned,BM25,hybrid,hybrid RRF"
 
     train = json.loads((repo / "reports" / "train.json").read_text())
     assert sorted(p.name for p in (repo / "plots" / "train").iterdir()) == ["dev.tsv", "learning_rate.tsv", "loss.tsv"]
@@ -235,8 +237,8 @@ def test_metrics_diff_shows_changes_between_runs(repo: Path) -> None:
     set_params(repo, {"base": {"max_seq_length": 24}, "train": {"learning_rate": 1e-3}})
     result = run(["dvc", "repro"], repo)
     # synthesize reads the base model (its round-trip filter), so it reruns too
-    assert stages_run(result.stdout) == ["embed_corpus", "synthesize", "mine_negatives", "train", "embed_finetuned", "evaluate",
-                                         "truncate_eval"]
+    assert stages_run(result.stdout) == ["embed_corpus", "synthesize", "mine_negatives", "train", "embed_finetuned", "tune_hybrid",
+                                         "evaluate", "truncate_eval"]
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
     changed = diff["metrics/evaluate.json"]
     assert any(key.startswith("base.") for key in changed), changed

@@ -180,7 +180,8 @@ def test_plot_files_have_the_declared_series() -> None:
     report = {model: {"64": {p: {"ndcg@10": 0.5} for p in precisions}} for model in ("base", "finetuned")}
     ndcg_header = plot_table(report, TruncateEvalParams(dims=[64]), "ndcg@10").splitlines()[0].split(",")
     assert set(ndcg_header[1:]) == set(chart_reading("plots/ndcg_by_dim.csv").series) and ndcg_header[0] == "dim"
-    runs = {name: {"q": {"d": 1.0}} for name in SYSTEMS if name != "concatenated"}  # evaluate.concatenated: false
+    # Off by default: evaluate.concatenated false, no evaluate.rerank_cross_encoder.
+    runs = {name: {"q": {"d": 1.0}} for name in SYSTEMS if name not in ("concatenated", "reranked")}
     recall_header = recall_curve({"q": {"d": 1}}, runs, depth=1).splitlines()[0].split(",")
     assert recall_header[1:] == list(chart_reading("plots/recall_at_k.csv").series) == [SYSTEM_LABELS[n] for n in runs]
     assert list(chart_reading(f"plots/train/{DEV_FILE}").series) == list(DEV_COLUMNS.values())

@@ -138,6 +138,18 @@ def test_verdict_section_warns_of_a_regression_and_a_suspected_leak() -> None:
     assert "A 62% relative gain is suspicious" in text
     assert "Leakage check: 2 test queries verbatim in the training pairs, 3 after normalisation, 5 near-duplicates." in text
     assert "| finetuned | — | 0.47 | — |" in text
+    assert "What to ship" not in text  # a report from before the recommendation existed has none
+
+
+def test_verdict_section_names_the_system_to_ship() -> None:
+    comparison = {"difference": 0.04, "ci_low": 0.01, "ci_high": 0.07, "p_value": 0.01, "wins": 20, "ties": 10, "losses": 3}
+    line = "ship hybrid (fine-tuned + BM25, weight 0.7, min-max), the best of every system on dev: nDCG@10 0.7000 on test"
+    new = {"verdict": "ship", "suspected_leak": 0, "relative_gain": 0.08, "test_queries": 33,
+           "comparisons": {"finetuned_vs_base": comparison}, "base": {"ndcg@10": 0.5}, "finetuned": {"ndcg@10": 0.54},
+           "hybrid": {"ndcg@10": 0.7}, "shipped": {"system": "hybrid", "line": line}}
+    text = "\n".join(verdict_section(ReportInputs("main", "#3", "ndcg@10", None, new, {}, {}, PlotData(), {})))
+    assert f"**What to ship**: {line}." in text
+    assert "| hybrid | — | 0.7 | — |" in text
 
 
 def test_metrics_diff_shows_every_file_and_every_metric() -> None:

@@ -11,7 +11,8 @@ from embedft.encoding.store import StoredEmbeddings, load_embeddings, save_embed
 from embedft.mining.search_backend import search
 from embedft.retrieval.bm25 import bm25_run, bm25_search
 from embedft.retrieval.exact import BYTES_PER_SCORE, exact_search, normalise_rows, search_block_shape
-from embedft.retrieval.runs import rank_corpus, reciprocal_rank_fusion, to_run
+from embedft.retrieval.fusion import reciprocal_rank_fusion
+from embedft.retrieval.runs import rank_corpus, to_run
 
 
 @pytest.fixture(scope="module")

@@ -95,7 +95,7 @@ def test_every_output_path_of_the_code_is_an_output_in_dvc_yaml() -> None:
         paths = artifacts.round_paths(number)
         written |= {paths.negatives, paths.model, paths.model_embeddings, paths.mine_metrics, paths.mine_report,
                     paths.mine_review, paths.train_metrics, paths.train_report, paths.train_plots, paths.evaluate_metrics,
-                    paths.evaluate_report, paths.per_query_table, paths.recall_plot}
+                    paths.evaluate_report, paths.per_query_table, paths.recall_plot, paths.hybrid_choice}
     assert sorted(str(path) for path in written if str(path) not in declared) == []
     run_logs = [artifacts.SYNTHESIZE_LOG, artifacts.round_paths(1).train_log, artifacts.round_paths(2).train_log]
     assert [str(path) for path in run_logs if str(path) in declared or path.parts[0] != "logs"] == []  # never an output

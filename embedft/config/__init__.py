@@ -3,8 +3,11 @@
 
 from embedft.config.choices import (
     BM25_LANGUAGES,
+    CANDIDATE_PREFIX,
     CORPUS_SOURCE_NAMES,
+    FINE_TUNED_SYSTEMS,
     PAIR_SOURCES,
+    SCORE_NORMALISATIONS,
     SOURCE_NAMES,
     STRUCTURE_SOURCE_NAMES,
     SYSTEM_LABELS,
@@ -34,9 +37,10 @@ from embedft.config.params import (
 )
 
 __all__ = [
-    "BM25_LANGUAGES", "BaseParams", "Bm25Params", "CORPUS_SOURCE_NAMES", "DataParams", "EvaluateParams",
-    "ExportParams", "IngestParams", "LOSSES", "LOSS_NAMES", "LlmParams", "LocalGeneratorParams", "LoraParams", "Loss",
-    "MachineSettings", "MineNegativesParams", "PAIR_SOURCES", "Params", "PublishParams", "SOURCE_NAMES",
-    "STRUCTURE_SOURCE_NAMES", "SYSTEMS", "SYSTEM_LABELS", "SearchLogParams", "SplitParams", "SynthesizeParams",
-    "TrainParams", "TruncateEvalParams", "load_machine", "load_params",
+    "BM25_LANGUAGES", "BaseParams", "Bm25Params", "CANDIDATE_PREFIX", "CORPUS_SOURCE_NAMES", "DataParams",
+    "EvaluateParams", "ExportParams", "FINE_TUNED_SYSTEMS", "IngestParams", "LOSSES", "LOSS_NAMES", "LlmParams",
+    "LocalGeneratorParams", "LoraParams", "Loss", "MachineSettings", "MineNegativesParams", "PAIR_SOURCES", "Params",
+    "PublishParams", "SCORE_NORMALISATIONS", "SOURCE_NAMES", "STRUCTURE_SOURCE_NAMES", "SYSTEMS", "SYSTEM_LABELS",
+    "SearchLogParams", "SplitParams", "SynthesizeParams", "TrainParams", "TruncateEvalParams", "load_machine",
+    "load_params",
 ]

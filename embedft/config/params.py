@@ -584,6 +584,26 @@ class EvaluateParams(Section):
     leak_relative_gain: float = Field(
         0.5, gt=0.0, description="A relative nDCG@10 gain above this is flagged as a likely train/test leak."
     )
+    hybrid_normalisation: Literal["auto", "min_max", "z_score"] = Field(
+        "auto", description="How `tune_hybrid` puts dense and BM25 scores on one scale: 'auto' tries both and keeps "
+        "the one best on dev; 'min_max' or 'z_score' fixes it."
+    )
+    hybrid_weight_step: float = Field(
+        0.05, gt=0.0, le=0.5, description="Step of the grid of dense-model weights 0..1 that `tune_hybrid` scores on dev."
+    )
+    hybrid_default_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="The dense model's weight when there are no judged dev queries; on dev, ties "
+        "go to the weight closest to it."
+    )
+    candidate_models: list[str] = Field(
+        default_factory=list, description="Other embedding models (names or local folders) scored zero-shot on dev and "
+        "test as alternatives to fine-tuning; each encodes the corpus, so each costs one corpus pass. Empty: none."
+    )
+    rerank_cross_encoder: str = Field(
+        "", description="A cross-encoder (name or local folder, safetensors) that reranks the top rerank_top_k of the "
+        "system best on dev, scored as one more system. Empty: no reranking."
+    )
+    rerank_top_k: int = Field(20, ge=2, description="Documents per query the cross-encoder reranks.")
 
     @model_validator(mode="after")
     def cutoffs_are_positive(self) -> EvaluateParams:
@@ -591,6 +611,16 @@ class EvaluateParams(Section):
             raise ValueError("ndcg_at needs at least one cutoff: its first is the headline metric")
         if any(k <= 0 for k in self.cutoffs()):
             raise ValueError("metric cutoffs must be positive integers")
+        return self
+
+    @model_validator(mode="after")
+    def candidates_are_named_once(self) -> EvaluateParams:
+        # The names become system names, CSV cells and JSON keys: unique, non-empty, and no CSV quoting needed.
+        for name in self.candidate_models:
+            if not name.strip() or any(c in name for c in ',"\n'):
+                raise ValueError(f"candidate_models: '{name}' must be a non-empty name or path without commas or quotes")
+        if len(set(self.candidate_models)) != len(self.candidate_models):
+            raise ValueError("candidate_models lists a model twice")
         return self
 
     def cutoffs(self) -> list[int]:

@@ -91,6 +91,13 @@ class RoundPaths:
         return "" if self.number == 1 else f"round{self.number}"
 
     @property
+    def hybrid_choice(self) -> Path:
+        """The weighted hybrid's settings chosen on dev (weight, normalisation, depth), next to the model:
+        ``models/hybrid.json`` for round 1, ``models/hybrid_roundN.json`` for round N, with the dev score of every
+        weight tried. A search service reads it (docs/evaluation.md)."""
+        return self.model.with_name("hybrid.json" if self.number == 1 else f"hybrid_{self.name}.json")
+
+    @property
     def mine_metrics(self) -> Path:
         return self.metrics / "mine.json"
 

@@ -13,10 +13,17 @@ import numpy as np
 from embedft.config import BaseParams, Bm25Params, MachineSettings, MineNegativesParams
 from embedft.core import Document, MinedRow, Pair, PipelineError, ScoredRow, normalise_query, read_split, relevant
 from embedft.core.artifacts import CORPUS_FILE, RoundPaths
-from embedft.encoding import StoredEmbeddings, corpus_embeddings, encode, load_embeddings, load_model_with
+from embedft.encoding import (
+    CachedPairScorer,
+    StoredEmbeddings,
+    corpus_embeddings,
+    encode,
+    load_cross_encoder,
+    load_embeddings,
+    load_model_with,
+)
 from embedft.mining.candidates import candidate_windows, positive_vectors
 from embedft.mining.corpus_index import CorpusIndex
-from embedft.mining.rescoring import CachedPairScorer, load_cross_encoder
 from embedft.mining.selection import MiningResult, cross_encoder_judge, drop_counts, mine_hard_negatives, score_positives
 
 logger = logging.getLogger(__name__)

@@ -184,6 +184,8 @@ def verdict_section(inputs: ReportInputs) -> list[str]:
         before, after = old.get(system, {}).get(headline), new.get(system, {}).get(headline)
         rows.append([system, number(before), number(after), change(before, after)])
     lines += table(["system", f"{headline} {inputs.against}", f"{headline} {inputs.label}", "change"], rows) + [""]
+    if new.get("shipped", {}).get("line"):  # the recommendation, chosen on dev (older reports have none)
+        lines += [f"**What to ship**: {new['shipped']['line']}.", ""]
     if new["verdict"] == "regression":
         lines += [f"> [!WARNING]\n> **Regression**: the fine-tuned model is worse than the base model on {headline}.", ""]
     if new.get("suspected_leak"):

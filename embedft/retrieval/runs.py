@@ -1,4 +1,4 @@
-"""Rankings keyed by ids (``Run``): from search results, from stored corpus embeddings, and fused."""
+"""Rankings keyed by ids (``Run``): from search results and from stored corpus embeddings."""
 
 from __future__ import annotations
 
@@ -17,20 +17,6 @@ def to_run(query_ids: list[str], doc_ids: list[str], indices: np.ndarray, scores
         query_id: {doc_ids[i]: float(s) for i, s in zip(indices[row], scores[row])}
         for row, query_id in enumerate(query_ids)
     }
-
-
-def reciprocal_rank_fusion(runs: list[Run], top_k: int, k: int = 60) -> Run:
-    """Fuse rankings by summing 1 / (k + rank) over the runs (Cormack et al., 2009)."""
-    fused: Run = {}
-    for query_id in sorted({q for run in runs for q in run}):
-        totals: dict[str, float] = {}
-        for run in runs:
-            ranked = sorted(run.get(query_id, {}).items(), key=lambda item: (-item[1], item[0]))
-            for rank, (doc_id, _) in enumerate(ranked, start=1):
-                totals[doc_id] = totals.get(doc_id, 0.0) + 1.0 / (k + rank)
-        best = sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:top_k]
-        fused[query_id] = dict(best)
-    return fused
 
 
 def rank_corpus(

@@ -1,4 +1,5 @@
-"""Cross-encoder rescoring of (query, document) pairs, each pair scored once, for the false-negative filter."""
+"""Cross-encoders: loading one safely, and scoring (query, document) pairs with it, each pair once (the miner's
+false-negative filter and evaluate's reranking both use them)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import numpy as np
 from sentence_transformers import CrossEncoder
 
 from embedft.core import PipelineError
-from embedft.encoding import check_local_path, load_failure, pick_device
+from embedft.encoding.models import check_local_path, load_failure, pick_device
 
 
 def load_cross_encoder(name: str, device: str = "auto", max_length: int | None = None,
-                       on_missing_gpu: str = "error") -> CrossEncoder:
+                       on_missing_gpu: str = "error", key: str = "mine_negatives.cross_encoder") -> CrossEncoder:
     """Load a sentence-transformers CrossEncoder by name or local path: safetensors weights only, no code shipped with it.
 
     Args:
@@ -21,8 +22,8 @@ def load_cross_encoder(name: str, device: str = "auto", max_length: int | None =
         device: 'auto' or a torch device string.
         max_length: tokens kept per (query, document) pair; None keeps the model's own limit.
         on_missing_gpu: 'error' or 'cpu' when ``device`` names a GPU this machine lacks (the machine's ``on_missing_gpu``).
+        key: the params key that named the model, quoted in errors.
     """
-    key = "mine_negatives.cross_encoder"
     check_local_path(name, name, key)
     try:
         return CrossEncoder(name, device=pick_device(device, on_missing_gpu), max_length=max_length, trust_remote_code=False,
@@ -43,8 +44,12 @@ class CachedPairScorer:
     the order in which they are asked for.
     """
 
-    def __init__(self, model: CrossEncoder, batch_size: int = 32, progress: bool = True):
+    def __init__(self, model: CrossEncoder, batch_size: int = 32, progress: bool = True,
+                 key: str = "mine_negatives.cross_encoder"):
+        """Args: model: the cross-encoder; batch_size: pairs per forward pass; progress: show a bar for long
+        batches; key: the params key that named the model, quoted when it gives more than one score per pair."""
         self.model = model
+        self.key = key
         self.batch_size = batch_size
         self.progress = progress
         self.cache: dict[tuple[str, str], float] = {}
@@ -56,7 +61,7 @@ class CachedPairScorer:
                                         show_progress_bar=self.progress and len(missing) > 10 * self.batch_size)
             scores = np.asarray(scores, dtype=np.float32).reshape(len(missing), -1)
             if scores.shape[1] != 1:
-                raise PipelineError(f"params.yaml: mine_negatives.cross_encoder gives {scores.shape[1]} scores per pair; "
+                raise PipelineError(f"params.yaml: {self.key} gives {scores.shape[1]} scores per pair; "
                                     "a relevance cross-encoder (one score per pair) is needed")
             self.cache.update(zip(missing, (float(s) for s in scores[:, 0])))
         return [self.cache[pair] for pair in pairs]
