@@ -164,6 +164,10 @@ def test_recommendation_is_chosen_on_dev_and_compared_with_the_best_other_kind_o
     assert "within noise" not in line
 
 
+def rng_noise(size: int, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, 0.05, size)
+
+
 def test_recommendation_of_an_alternative_and_without_dev() -> None:
     settings = EvaluateParams(bootstrap_resamples=500)
     flat = np.full(50, 0.5)
@@ -174,5 +178,12 @@ def test_recommendation_of_an_alternative_and_without_dev() -> None:
     assert shipped["system"] == "bm25" and shipped["fine_tuned"] == 0  # tied on dev with the hybrid: the cheaper one
     assert shipped["best_alternative"] == "hybrid" and "for the best fine-tuned alternative, hybrid" in shipped["line"]
     assert "within noise on test, so hybrid serves about as well" in shipped["line"]
+    # A hybrid that wins on dev but is within noise of the fine-tuned model alone on test says so.
+    noisy = {**test, "finetuned": flat + 0.1 + rng_noise(50), "hybrid": flat + 0.1 + rng_noise(50, seed=2)}
+    dev_hybrid = {**dev, "hybrid": 0.7, "finetuned": 0.65}
+    close = recommend_system(dev_hybrid, noisy, descriptions, settings, seed=0)
+    assert close["system"] == "hybrid" and close["vs_finetuned"]["ci_low"] <= 0 <= close["vs_finetuned"]["ci_high"]
+    assert "over the fine-tuned model alone" in close["line"] and close["line"].endswith(
+        "within noise, so the fine-tuned model alone serves about as well")
     none = recommend_system({}, test, descriptions, settings, seed=0)
     assert none["system"] is None and none["line"].startswith("no system recommended: there are no judged dev queries")

@@ -99,4 +99,9 @@ def recommendation_line(report: dict, headline: str) -> str:
         line += f"; significantly worse on test, so the choice made on dev did not hold: consider {report['best_alternative']}"
     elif comparison["ci_low"] <= 0.0:
         line += f"; within noise on test, so {report['best_alternative']} serves about as well"
+    alone = report.get("vs_finetuned")
+    if alone and report["system"] != "finetuned" and report["fine_tuned"] and alone["ci_low"] <= 0.0 <= alone["ci_high"]:
+        # The reviewer's next question: is the extra machinery (BM25 index, reranker) worth running?
+        line += (f"; over the fine-tuned model alone {alone['difference']:+.4f} (95% CI {alone['ci_low']:+.4f} .. "
+                 f"{alone['ci_high']:+.4f}), within noise, so the fine-tuned model alone serves about as well")
     return line
