@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> None:
         print("evaluate: the dataset has no labelled test queries, so no quality metric was computed. "
               "Add queries.jsonl and qrels to the dataset folder to compare base and fine-tuned models.")
     else:
-        stored = {"base": load_embeddings(BASE_EMBEDDINGS_DIR, corpus), "finetuned": load_embeddings(paths.model_embeddings, corpus)}
+        # Memory-mapped: the exact search reads the stored corpus one chunk at a time.
+        stored = {"base": load_embeddings(BASE_EMBEDDINGS_DIR, corpus, memory_map=True),
+                  "finetuned": load_embeddings(paths.model_embeddings, corpus, memory_map=True)}
         depth = retrieval_depth(settings, len(corpus))
         query_ids = sorted(queries)
         query_texts = [queries[q] for q in query_ids]
@@ -85,8 +87,8 @@ def main(argv: list[str] | None = None) -> None:
                            params.bm25)
         if previous:
             previous_vectors = encode_queries(load_model_with(base, machine, str(paths.miner_model), key=None), query_texts)
-            runs[previous] = rank_corpus(query_ids, previous_vectors, load_embeddings(paths.miner_embeddings, corpus), depth,
-                                         machine.search_chunk_size)
+            previous_corpus = load_embeddings(paths.miner_embeddings, corpus, memory_map=True)
+            runs[previous] = rank_corpus(query_ids, previous_vectors, previous_corpus, depth, machine.search_chunk_size)
         if not qrels:
             report = {"test_queries": len(queries), "judged_queries": 0, "corpus_documents": len(corpus),
                       "agreement_at_10": system_agreement(runs, 10)}

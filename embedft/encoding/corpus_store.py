@@ -39,6 +39,16 @@ def backend_identity(model: SentenceTransformer, machine: MachineSettings) -> st
     return f"torch:{inference_dtype(machine.encode_precision, devices[0])}:{','.join(devices)}"
 
 
+def work_folder(work_root: Path, model: SentenceTransformer, model_name: str, doc_ids: list[str], texts: list[str],
+                base: BaseParams, machine: MachineSettings) -> Path:
+    """The folder of this encode's shards: one per (model files, prompt, window, corpus, batching, backend), so only
+    a rerun of the very same encode picks up its shards."""
+    per_shard = rows_per_shard(machine.encode_shard_size, machine.encode_batch_size)
+    key = digest([model_fingerprint(resolve_model_path(model_name)), base.document_prompt, str(model.max_seq_length),
+                  corpus_fingerprint(doc_ids, texts), str(machine.encode_batch_size), str(per_shard), backend_identity(model, machine)])
+    return work_root / key[:32]
+
+
 @contextlib.contextmanager
 def in_process_encoder(model: SentenceTransformer, model_path: str, base: BaseParams, machine: MachineSettings,
                        export: ExportParams, texts: list[str]) -> Iterator[ShardEncoder]:
@@ -78,9 +88,7 @@ def store_corpus_embeddings(folder: Path, model: SentenceTransformer, model_name
     """
     model_path = resolve_model_path(model_name)
     per_shard = rows_per_shard(machine.encode_shard_size, machine.encode_batch_size)
-    key = digest([model_fingerprint(model_path), base.document_prompt, str(model.max_seq_length), corpus_fingerprint(doc_ids, texts),
-                  str(machine.encode_batch_size), str(per_shard), backend_identity(model, machine)])
-    work = work_root / key[:32]
+    work = work_folder(work_root, model, model_name, doc_ids, texts, base, machine)
     if not machine.resume:
         remove_work(work)
     order = length_order(texts)

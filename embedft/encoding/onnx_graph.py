@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
+from embedft.core import PipelineError
 from embedft.encoding.onnx_encoder import ONNX_FILE, SENTENCE_OUTPUT, TOKEN_OUTPUT, OnnxSentenceEncoder
 
 PYTORCH_WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
