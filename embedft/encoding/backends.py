@@ -5,6 +5,7 @@ onnxruntime on the CPU with the project's own export of the model, cached by the
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,12 +70,14 @@ def pool_shard_encoder(model: SentenceTransformer, prompt: str, batch_size: int,
 
 def onnx_model_folder(model: SentenceTransformer, model_path: str, cache: Path, opset: int) -> Path:
     """The ONNX export of the model at ``model_path`` in ``cache/onnx/<hash of its files>``, exported on first use."""
-    try:
-        import onnx  # noqa: F401  (torch.onnx.export needs it)
-        import onnxruntime  # noqa: F401
-    except ImportError as error:
-        raise PipelineError(f"machine setting encode_backend is 'onnx', which needs the '{error.name}' package: {ONNX_EXTRA}, "
-                            "or set encode_backend: torch") from None
+    for package in ("onnxruntime", "onnx"):  # onnx: torch.onnx.export needs it
+        try:
+            found = importlib.util.find_spec(package) is not None
+        except ValueError:  # a module set to None in sys.modules
+            found = False
+        if not found:
+            raise PipelineError(f"machine setting encode_backend is 'onnx', which needs the '{package}' package: {ONNX_EXTRA}, "
+                                "or set encode_backend: torch")
     if not Path(model_path).is_dir():
         raise PipelineError(f"machine setting encode_backend 'onnx': the model '{model_path}' is no local folder to export")
     folder = cache / "onnx" / model_fingerprint(model_path)
