@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's embedft, whatever the environme
 from scale import sentences_from, synthetic_texts  # noqa: E402  (a sibling script)
 
 from embedft.core import peak_rss_mb  # noqa: E402
+
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 
