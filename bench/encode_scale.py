@@ -64,7 +64,8 @@ def measure_one(size: int, path: str, model_name: str, corpus_path: Path, max_se
     model = load_model(model_name, "cpu", max_seq_length)
     result: dict = {"documents": size, "path": path, "rss_after_model_load_mb": peak_rss_mb()}
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(dir=ROOT / "bench") as work:
+    (ROOT / "bench" / "work").mkdir(parents=True, exist_ok=True)  # git-ignored
+    with tempfile.TemporaryDirectory(dir=ROOT / "bench" / "work") as work:
         if path == "store":
             machine = MachineSettings(encode_batch_size=64, encode_shard_size=shard_size)
             stored = store_corpus_embeddings(Path(work) / "store", model, model_name, [f"d{i}" for i in range(size)], texts,
