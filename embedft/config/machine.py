@@ -55,8 +55,8 @@ class MachineSettings(Section):
     )
     encode_precision: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "float32", description="Inference precision of torch encoding on CUDA: 'auto' = bfloat16 where the GPU supports "
-        "it, else float16; the CPU always encodes in float32. Half precision changes vectors slightly (within 1e-2, "
-        "nDCG@10 within 0.001 on the sample), so float32 is the default."
+        "it, else float16; the CPU always encodes in float32. Half precision changes vectors slightly (the GPU test "
+        "requires nDCG@10 on the sample within 0.001 of float32), so float32 is the default."
     )
     encode_devices: list[str] = Field(
         [], description="GPUs that encode the corpus in parallel (sentence-transformers' multi-process pool), e.g. "
