@@ -1,7 +1,8 @@
 """Stage `embed_finetuned`: the fine-tuned model's corpus embeddings, computed once and reused.
 
 `evaluate` and `truncate_eval` search them, and round 2 of mining (`mine_negatives --round 2`) mines with them,
-so none of those stages encodes the corpus again and round 2 does not wait for evaluation. ``--round N``
+so none of those stages encodes the corpus again and round 2 does not wait for evaluation. Encoding is sharded and
+resumable as in `embed_corpus`. ``--round N``
 embeds round N's model (``models/roundN`` into ``data/embeddings/roundN``); round 1 is ``models/finetuned``.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from embedft.config import load_machine, load_params
 from embedft.core import artifacts, read_corpus, run_stage
 from embedft.core.artifacts import CORPUS_FILE
-from embedft.encoding import corpus_embeddings, load_model_with, save_embeddings
+from embedft.encoding import load_model_with, store_corpus_embeddings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,8 +20,8 @@ def main(argv: list[str] | None = None) -> None:
     corpus = read_corpus(CORPUS_FILE)
     # The model's window is base.max_seq_length, as for the base model's embeddings, so the two compare alike.
     model = load_model_with(params.base, machine, str(paths.model), key=None)
-    stored = corpus_embeddings(model, str(paths.model), corpus, params.base, machine.encode_batch_size)
-    save_embeddings(paths.model_embeddings, stored)
+    stored = store_corpus_embeddings(paths.model_embeddings, model, str(paths.model), list(corpus),
+                                     [doc.full_text for doc in corpus.values()], params.base, machine, params.export)
     print(f"embed_finetuned: {stored.vectors.shape[0]} documents x {stored.vectors.shape[1]} dims -> {paths.model_embeddings}")
 
 

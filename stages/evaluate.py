@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> None:
         hybrid = read_hybrid_choice(paths.hybrid_choice)
         depth = retrieval_depth(settings, len(corpus))
         models = {"base": load_model_with(base, machine), "finetuned": load_model_with(base, machine, str(paths.model), key=None)}
-        stored = {"base": load_embeddings(BASE_EMBEDDINGS_DIR, corpus), "finetuned": load_embeddings(paths.model_embeddings, corpus)}
+        # Memory-mapped: the exact search reads the stored corpus one chunk at a time.
+        stored = {"base": load_embeddings(BASE_EMBEDDINGS_DIR, corpus, memory_map=True),
+                  "finetuned": load_embeddings(paths.model_embeddings, corpus, memory_map=True)}
         for name in settings.candidate_models:  # opt-in alternatives: each encodes the corpus once, here
             model = models[CANDIDATE_PREFIX + name] = load_model_with(base, machine, name, key="evaluate.candidate_models")
             stored[CANDIDATE_PREFIX + name] = corpus_embeddings(model, name, corpus, base, machine.encode_batch_size)
@@ -105,8 +107,8 @@ def main(argv: list[str] | None = None) -> None:
         if previous:
             previous_model = load_model_with(base, machine, str(paths.miner_model), key=None)
             previous_vectors = encode_queries(previous_model, [queries[q] for q in sorted(queries)])
-            runs[previous] = rank_corpus(sorted(queries), previous_vectors, load_embeddings(paths.miner_embeddings, corpus), depth,
-                                         machine.search_chunk_size)
+            previous_corpus = load_embeddings(paths.miner_embeddings, corpus, memory_map=True)
+            runs[previous] = rank_corpus(sorted(queries), previous_vectors, previous_corpus, depth, machine.search_chunk_size)
         if not qrels:
             report = {"test_queries": len(queries), "judged_queries": 0, "corpus_documents": len(corpus),
                       "agreement_at_10": system_agreement(runs, 10)}

@@ -40,8 +40,9 @@ def main() -> None:
         write_text_atomic(NDCG_BY_DIM_PLOT, "dim\n")
         return
     query_ids = sorted(queries)
-    systems = {"base": (base.model, load_embeddings(BASE_EMBEDDINGS_DIR)),
-               "finetuned": (str(FINETUNED_MODEL_DIR), load_embeddings(FINETUNED_EMBEDDINGS_DIR))}
+    # Memory-mapped: each width's prefixes are read (and re-normalised) from disk, not a second copy held first.
+    systems = {"base": (base.model, load_embeddings(BASE_EMBEDDINGS_DIR, memory_map=True)),
+               "finetuned": (str(FINETUNED_MODEL_DIR), load_embeddings(FINETUNED_EMBEDDINGS_DIR, memory_map=True))}
     report: dict = {"test_queries": len(queries)}
     per_query = {}
     for name, (model_name, stored) in systems.items():

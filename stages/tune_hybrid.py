@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     if query_ids:
         model = load_model_with(base, machine, str(paths.model), key=None)
         vectors = encode(model, [queries[q] for q in query_ids], base.query_prompt, machine.encode_batch_size, progress=False)
-        dense = rank_corpus(query_ids, vectors, load_embeddings(paths.model_embeddings, corpus), depth, machine.search_chunk_size)
+        dense = rank_corpus(query_ids, vectors, load_embeddings(paths.model_embeddings, corpus, memory_map=True), depth,
+                            machine.search_chunk_size)
         lexical = bm25_run(list(corpus), [d.full_text for d in corpus.values()], query_ids, [queries[q] for q in query_ids], depth,
                            params.bm25)
     choice = {"dense_model": str(paths.model), "query_prompt": base.query_prompt,

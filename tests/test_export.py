@@ -20,8 +20,8 @@ from test_pipeline_e2e import run, set_params
 
 from embedft.config.params import ExportParams, load_params
 from embedft.core.errors import PipelineError
-from embedft.export.onnx_encoder import ONNX_FILE, OnnxSentenceEncoder
-from embedft.export.onnx_export import copy_model_files, export_onnx
+from embedft.encoding.onnx_encoder import ONNX_FILE, OnnxSentenceEncoder
+from embedft.encoding.onnx_graph import copy_model_files, export_onnx
 
 TEXTS = ["x", "parse JSON text", *(f"{name}: {text}" for name, text in TINY_DOCS), "a long input " * 80]
 TOLERANCE = 1e-5

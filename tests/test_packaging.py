@@ -21,14 +21,14 @@ from freeze_constraints import canonical, frozen_requirements  # noqa: E402  (a 
 
 PYPROJECT = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
 CONSTRAINTS = ROOT / "constraints.txt"
-RUNTIME_EXTRAS = ("lora", "s3", "onnx", "faiss")
+RUNTIME_EXTRAS = ("lora", "s3", "onnx", "faiss", "ray")
 """The optional extras a user installs for a feature; `test` holds tools, which are not imported by the code."""
 NOT_IMPORTED = {
     "accelerate": "transformers' Trainer, which sentence-transformers trains with, needs it",
     "dvc": "the pipeline runs under `dvc repro`; embedft.reporting.pr_report runs `python -m dvc`",
     "pytrec-eval-terrier": "ir-measures computes the metrics of embedft.evaluation.ir_metrics with it",
     "dvc-s3": "DVC loads it for s3:// remotes",
-    "onnx": "torch.onnx.export (embedft.export) needs it",
+    "onnx": "torch.onnx.export (embedft.encoding.onnx_graph, for export@onnx and encode_backend onnx) needs it",
 }
 """Declared dependencies that the code uses without importing them, and who uses them."""
 

@@ -43,6 +43,31 @@ class MachineSettings(Section):
         "error", description="When `device` names a GPU this machine lacks: 'error' stops, 'cpu' warns and uses the CPU."
     )
     encode_batch_size: int = Field(64, ge=1, description="Texts per forward pass when encoding (inference). GPU: 256.")
+    encode_shard_size: int = Field(
+        16_384, ge=1, description="Corpus rows per shard of the on-disk embedding store (rounded up to a multiple of "
+        "encode_batch_size, so shards never change a batch): bounds encoding memory, and a killed encode resumes at the "
+        "first missing shard. Not a result."
+    )
+    encode_backend: Literal["torch", "onnx", "ray"] = Field(
+        "torch", description="Corpus encoding: 'torch' in this process; 'onnx' with onnxruntime on the CPU (the base "
+        "model exported once into cache_dir, keyed by its weights' hash, checked against PyTorch within export.tolerance; "
+        "extra [onnx]); 'ray' on a Ray cluster (extra [ray], see ray_address). Vectors agree within export.tolerance."
+    )
+    encode_precision: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "float32", description="Inference precision of torch encoding on CUDA: 'auto' = bfloat16 where the GPU supports "
+        "it, else float16; the CPU always encodes in float32. Half precision changes vectors slightly (the GPU test "
+        "requires nDCG@10 on the sample within 0.001 of float32), so float32 is the default."
+    )
+    encode_devices: list[str] = Field(
+        [], description="GPUs that encode the corpus in parallel (sentence-transformers' multi-process pool), e.g. "
+        "[cuda:0, cuda:1]; [] = the one `device`."
+    )
+    ray_address: str = Field(
+        "", description="encode_backend ray: the cluster to join, e.g. 'ray://head:10001' or 'auto'; '' starts a local "
+        "cluster on this machine."
+    )
+    ray_workers: int = Field(2, ge=1, description="encode_backend ray: encoder actors (each holds one copy of the model).")
+    ray_gpus_per_worker: float = Field(0.0, ge=0.0, description="encode_backend ray: GPUs each actor reserves (0 = CPU).")
     search_chunk_size: int = Field(
         50_000, ge=1, description="Corpus rows scored at once by evaluation's exact search; bounds memory, not results."
     )
@@ -90,6 +115,14 @@ class MachineSettings(Section):
         if not DEVICE.fullmatch(value.strip()):
             raise ValueError("expected auto, cpu, mps, or cuda / xpu / npu / hpu with an optional index such as cuda:1")
         return value.strip()
+
+    @field_validator("encode_devices")
+    @classmethod
+    def devices_are_torch_devices(cls, value: list[str]) -> list[str]:
+        for device in value:
+            if not DEVICE.fullmatch(device.strip()) or device.strip() == "auto":
+                raise ValueError(f"'{device}' is not a torch device such as cuda:0")
+        return [device.strip() for device in value]
 
 
 def machine_file(environment: dict[str, str] | None = None) -> Path:

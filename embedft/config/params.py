@@ -35,6 +35,10 @@ class BaseParams(Section):
     query_prompt: str = Field("", description="Text put before every query (e.g. bge's instruction).")
     document_prompt: str = Field("", description="Text put before every document.")
     max_seq_length: int = Field(256, ge=8, description="Tokens kept per text when encoding.")
+    embedding_dtype: Literal["float32", "float16"] = Field(
+        "float32", description="Precision of the stored corpus embeddings (data/embeddings/*): float16 halves their disk "
+        "and memory-map size and changes scores slightly."
+    )
     trust_remote_code: bool = Field(
         False, description="Run Python code shipped with a model (some Hub models need it). Off: that code runs with your rights."
     )

@@ -26,6 +26,9 @@ BASE_EMBEDDINGS_DIR = Path("data/embeddings/base")
 FINETUNED_EMBEDDINGS_DIR = Path("data/embeddings/finetuned")
 FINETUNED_MODEL_DIR = Path("models/finetuned")
 CHECKPOINTS_DIR = Path(".checkpoints/train")
+EMBEDDING_SHARDS_DIR = Path(".checkpoints/embeddings")
+"""Shards of unfinished corpus encodes, one folder per (model files, prompt, window, corpus, batching, backend),
+outside DVC's outputs so a killed `embed_corpus` or `embed_finetuned` resumes at the first missing shard."""
 METRICS_DIR = Path("metrics")
 """DVC metrics: the few numbers a reviewer compares in `dvc metrics diff` (the same inputs give the same bytes)."""
 REPORTS_DIR = Path("reports")

@@ -75,5 +75,5 @@ def positive_vectors(
     row_of = {doc_id: row for row, doc_id in enumerate(stored.doc_ids)}
     outside = sorted({p.positive for p in pairs if p.positive_id not in row_of})
     encoded = dict(zip(outside, encode_documents(outside))) if outside else {}
-    return np.stack([np.asarray(stored.vectors[row_of[p.positive_id]]) if p.positive_id in row_of else encoded[p.positive]
+    return np.stack([np.asarray(stored.vectors[row_of[p.positive_id]], dtype=np.float32) if p.positive_id in row_of else encoded[p.positive]
                      for p in pairs]) if pairs else np.zeros((0, stored.vectors.shape[1]), np.float32)

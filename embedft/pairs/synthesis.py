@@ -143,7 +143,7 @@ def base_model_round_trip(base: BaseParams, machine: MachineSettings, settings: 
         # Imported here: torch takes seconds to load, and most runs have nothing to check.
         from embedft.encoding import encode, load_embeddings, load_model_with
 
-        stored = load_embeddings(BASE_EMBEDDINGS_DIR, corpus)
+        stored = load_embeddings(BASE_EMBEDDINGS_DIR, corpus, memory_map=True)  # searched a chunk at a time
         if stored.info.get("model") != base.model:
             raise PipelineError(f"{BASE_EMBEDDINGS_DIR} holds embeddings of '{stored.info.get('model')}', not base.model "
                                 f"'{base.model}'; run `dvc repro` (embed_corpus runs first)")

@@ -7,7 +7,8 @@ import torch
 
 
 def normalise_rows(vectors: np.ndarray) -> np.ndarray:
-    """Scale each row to unit length (rows of zeros stay zero)."""
+    """Scale each row to unit length (rows of zeros stay zero), in float32 whatever the stored precision."""
+    vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
 
@@ -82,7 +83,7 @@ def exact_search(
     best_scores = np.full((queries.shape[0], 0), -np.inf, dtype=np.float32)
     best_indices = np.zeros((queries.shape[0], 0), dtype=np.int64)
     for start in range(0, corpus.shape[0], chunk_size):
-        scores = queries @ np.asarray(corpus[start : start + chunk_size]).T
+        scores = queries @ np.asarray(corpus[start : start + chunk_size], dtype=np.float32).T  # float16 stores score in float32
         keep = min(top_k, scores.shape[1])
         part = top_rows_stable(scores, keep)
         best_scores = np.concatenate([best_scores, np.take_along_axis(scores, part, axis=1)], axis=1)

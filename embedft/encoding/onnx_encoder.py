@@ -9,7 +9,7 @@ already includes the model's pooling and normalisation. ::
     vectors = encoder.encode(["how do I parse JSON?"], prompt_name="query")
 
 This file imports nothing of the project and needs only numpy, onnxruntime and transformers (for the
-tokenizer), so it can be copied into a serving image on its own (``embedft.export`` itself also loads torch).
+tokenizer), so it can be copied into a serving image on its own (``embedft.encoding`` itself also loads torch).
 """
 
 from __future__ import annotations
