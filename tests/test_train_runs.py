@@ -19,10 +19,11 @@ from train_fixtures import mined_rows, scored_rows, write_jsonl, write_project
 
 import embedft.training.fine_tuning
 import stages.train
-from embedft.config import BaseParams, LoraParams, MachineSettings, TrainParams
+from embedft.config import BaseParams, Bm25Params, LoraParams, MachineSettings, TrainParams
 from embedft.core.artifacts import SCORED_FILE, round_paths
 from embedft.core.errors import PipelineError
 from embedft.encoding.models import load_model
+from embedft.training import CandidatePool
 from embedft.training.data import build_training_set
 from embedft.training.fine_tuning import fine_tune
 from embedft.training.monitor import TrainingCurves, dev_evaluator, dev_metrics, load_dev_set
@@ -77,6 +78,23 @@ def test_fine_tune_keeps_the_best_dev_checkpoint_and_reports(tiny_model_path, tm
     dev_table = (tmp_path / "plots" / "dev.tsv").read_text().splitlines()
     assert dev_table[0] == "step\tnDCG@10\tMRR@10\tRecall@10"
     assert [int(line.split("\t")[0]) for line in dev_table[1:]] == [0, 3, 6, 9, 12]
+
+
+def test_fine_tune_evaluates_on_the_candidate_pool(tiny_model_path, tmp_path):
+    project = write_project(tmp_path, tiny_model_path)
+    base = BaseParams(model=str(tiny_model_path), seed=0, max_seq_length=32)
+    train = settings(max_steps=6, early_stopping_patience=0)
+    training = build_training_set(train, project / "data" / "negatives", min_group_size=train.batch_size)
+    pool = CandidatePool(project / "data" / "embeddings" / "base", base, MACHINE, 1, Bm25Params())
+    dev = load_dev_set(project / "data" / "split", project / "data" / "corpus" / "corpus.jsonl", 0, base.seed, pool)
+
+    model, report, _ = fine_tune(training, dev, base, train, MACHINE, tmp_path / "checkpoints")
+
+    assert report["steps"] == 6 and report["dev"]["searched"] == "candidates"
+    assert report["dev"]["queries"] == 4 and report["dev"]["documents"] == len(dev.documents) < 12
+    assert report["dev"]["best_step"] in (3, 6) and set(report["dev"]["base"]) == {"ndcg@10", "mrr@10", "recall@10", "map@100"}
+    # The model kept is the best evaluation on the pool.
+    assert dev_metrics(dev_evaluator(dev, base, MACHINE)(model), prefix="") == pytest.approx(report["dev"]["best"], abs=1e-6)
 
 
 def two_steps(model_path: Path, folder: Path, **changes) -> tuple[SentenceTransformer, dict, str]:
