@@ -106,7 +106,22 @@ def two_steps(model_path: Path, folder: Path, **changes) -> tuple[SentenceTransf
     training = build_training_set(train, folder, train.batch_size)
     model, report, facts = fine_tune(training, None, BaseParams(model=str(model_path), seed=0), train, machine, folder / "checkpoints")
     assert report["steps"] == 2 and np.isfinite(report["train_loss"]) and "dev" not in report
+    # Without a dev split nothing is chosen from checkpoints: the last step writes none (eval_steps 3 wrote none before).
+    assert not list((folder / "checkpoints").glob("checkpoint-*"))
     return model, report, facts.loss
+
+
+def test_a_run_without_dev_split_logs_its_last_step_and_writes_no_last_checkpoint(tiny_model_path, tmp_path):
+    write_jsonl(tmp_path / "negatives.jsonl", mined_rows(24))
+    train = settings(max_steps=5, logging_steps=4, eval_steps=100)
+    training = build_training_set(train, tmp_path, train.batch_size)
+    curves = TrainingCurves(tmp_path / "checkpoints" / "dvclive")
+
+    fine_tune(training, None, BaseParams(model=str(tiny_model_path), seed=0), train, MACHINE, tmp_path / "checkpoints", curves)
+
+    assert not list((tmp_path / "checkpoints").glob("checkpoint-*"))
+    curves.publish(tmp_path / "plots")
+    assert [int(line.split("\t")[0]) for line in (tmp_path / "plots" / "loss.tsv").read_text().splitlines()[1:]] == [1, 4, 5]
 
 
 @pytest.fixture(scope="module")
