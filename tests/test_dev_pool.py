@@ -33,8 +33,9 @@ def pool_for(project, tiny_model_path, k: int) -> CandidatePool:
     return CandidatePool(project / "data" / "embeddings" / "base", base, MACHINE, k, Bm25Params())
 
 
-def dev_set(project, pool=None):
-    return load_dev_set(project / "data" / "split", project / "data" / "corpus" / "corpus.jsonl", 0, seed=0, pool=pool)
+def dev_set(project, pool=None, max_documents: int = 0):
+    return load_dev_set(project / "data" / "split", project / "data" / "corpus" / "corpus.jsonl", max_documents, seed=0,
+                        pool=pool)
 
 
 def test_the_pool_holds_the_judged_documents_and_both_retrievers_top_k(tmp_path, tiny_model_path):
@@ -75,6 +76,20 @@ def test_a_pool_that_holds_the_corpus_gives_the_full_corpus_metrics(tmp_path, ti
     model = load_model(str(tiny_model_path), "cpu", 32)
     assert dev_metrics(dev_evaluator(pooled, base, MACHINE)(model), prefix="") == \
         dev_metrics(dev_evaluator(whole, base, MACHINE)(model), prefix="")
+
+
+def test_a_capped_pool_keeps_the_judged_documents_then_the_best_ranked(tmp_path, tiny_model_path):
+    project = project_with_judgements(tmp_path, tiny_model_path)
+    _, qrels = read_split(project / "data" / "split" / "dev")
+    judged = set().union(*(set(docs) for docs in qrels.values()))  # 4 relevant and 4 at grade 0
+    top_ranked = set(dev_set(project, pool_for(project, tiny_model_path, k=1)).documents) - judged
+
+    capped = set(dev_set(project, pool_for(project, tiny_model_path, k=12), max_documents=len(judged) + 2).documents)
+
+    assert len(capped) == len(judged) + 2 and judged <= capped
+    extra = capped - judged
+    assert extra <= top_ranked or top_ranked <= extra, "the candidates ranked first by a retriever come first"
+    assert set(dev_set(project, pool_for(project, tiny_model_path, k=12), max_documents=3).documents) == judged
 
 
 def test_embeddings_of_another_model_are_refused_with_the_folder(tmp_path, tiny_model_path):

@@ -493,8 +493,9 @@ class TrainParams(Section):
     )
     dev_max_documents: int = Field(
         20000, ge=0,
-        description="dev_pool corpus: dev evaluation searches the corpus, or when it is larger a seeded subset of this "
-        "many documents (every dev-relevant one plus a random draw); 0 = always the whole corpus.",
+        description="At most this many documents in the dev search: with dev_pool corpus a seeded subset of the corpus "
+        "(every dev-relevant one plus a random draw), with candidates the judged ones plus the best-ranked candidates; "
+        "0 = no limit.",
     )
     keep_best: bool = Field(True, description="Output the checkpoint with the best dev nDCG@10 instead of the last.")
     early_stopping_patience: int = Field(

@@ -41,22 +41,32 @@ class CandidatePool:
     k: int
     bm25: Bm25Params
 
-    def documents(self, queries: dict[str, str], judged: dict[str, set[str]], corpus: dict[str, Document]) -> set[str]:
+    def documents(self, queries: dict[str, str], judged: dict[str, set[str]], corpus: dict[str, Document],
+                  max_documents: int = 0) -> set[str]:
         """The ids in the pool: ``judged`` (query id -> its judged documents) and both retrievers' top ``k``.
 
         Args:
             queries: query id -> text, the dev queries that are evaluated.
             judged: query id -> ids of the documents its qrels judge (any grade), all in ``corpus``.
             corpus: the whole corpus, in the stored embeddings' row order.
+            max_documents: keep at most this many (`train.dev_max_documents`; many dev queries can make a large
+                pool): every judged document, then the candidates by their best rank for any query and
+                retriever; 0 = no limit.
         """
         pool = set().union(*judged.values()) if judged else set()
-        if not queries or self.k == 0:
+        if not queries:
             return pool
         query_ids = sorted(queries)
         texts = [queries[q] for q in query_ids]
+        best_rank: dict[str, int] = {}
         for ranked in (self.dense_run(query_ids, texts, corpus), self.lexical_run(query_ids, texts, corpus)):
             for candidates in ranked.values():
-                pool.update(candidates)
+                ordered = sorted(candidates.items(), key=lambda item: (-item[1], item[0]))
+                for rank, (doc_id, _) in enumerate(ordered):
+                    best_rank[doc_id] = min(rank, best_rank.get(doc_id, rank))
+        others = sorted((d for d in best_rank if d not in pool), key=lambda d: (best_rank[d], d))
+        room = len(others) if not max_documents else max(0, max_documents - len(pool))
+        pool.update(others[:room])
         logger.info("dev candidate pool: %d of %d documents for %d queries (k = %d per retriever)",
                     len(pool), len(corpus), len(queries), self.k)
         return pool

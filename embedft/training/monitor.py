@@ -69,10 +69,10 @@ def load_dev_set(split_dir: Path, corpus_file: Path, max_documents: int, seed: i
     Args:
         split_dir: folder written by `split` (its ``dev/`` is read).
         corpus_file: the canonical corpus.
-        max_documents: without ``pool``, search at most this many documents (relevant ones always kept); 0 = the
-            whole corpus.
+        max_documents: search at most this many documents (relevant ones always kept): a seeded subset of the
+            corpus, or the best-ranked part of ``pool``; 0 = no limit.
         seed: seeds the draw of the subset.
-        pool: search this candidate pool instead of the corpus (``max_documents`` then does not apply).
+        pool: search this candidate pool instead of the corpus.
     """
     queries, qrels = read_split(split_dir / "dev")
     judged = relevant(qrels)
@@ -88,7 +88,7 @@ def load_dev_set(split_dir: Path, corpus_file: Path, max_documents: int, seed: i
     if pool is not None:
         # Judged documents of any grade: a grade-0 judgement is a near miss someone looked at, a fair distractor.
         judged_docs = {q: {d for d in qrels[q] if d in corpus} for q in dev_queries}
-        keep, searched = pool.documents(dev_queries, judged_docs, corpus), "candidates"
+        keep, searched = pool.documents(dev_queries, judged_docs, corpus, max_documents), "candidates"
     elif max_documents and len(corpus) > max_documents:
         needed = set().union(*relevant_docs.values())
         others = sorted(set(corpus) - needed)
