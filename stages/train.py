@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> None:
         save_outputs(model, report, facts, curves, paths)
         shutil.rmtree(paths.checkpoints, ignore_errors=True)
         dev = report.get("dev") or {}
-        best = f"; dev nDCG@10 {dev['base']['ndcg@10']:.4f} (base) -> {dev['best']['ndcg@10']:.4f} (step {dev['best_step']})" \
+        best = (f"; dev nDCG@10 {dev['base']['ndcg@10']:.4f} (base) -> {dev['best']['ndcg@10']:.4f} (step {dev['best_step']}) "
+                f"over {dev['documents']} of {dev['corpus_documents']} documents ({dev['searched']})") \
             if dev.get("base") and dev.get("best") else ""
         print(f"train: {report['steps']} steps on {report['pairs']} pairs, loss {report['train_loss']:.4f}{best}; "
               f"{report['pairs_per_second']:.2f} pairs/s on {report['device']} (run log: {paths.train_log})")
