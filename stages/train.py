@@ -22,8 +22,9 @@ from sentence_transformers import SentenceTransformer
 
 from embedft.config import load_machine, load_params
 from embedft.core import artifacts, atomic_path, run_stage, write_json_atomic
-from embedft.core.artifacts import CORPUS_FILE, SPLIT_DIR, RoundPaths
+from embedft.core.artifacts import BASE_EMBEDDINGS_DIR, CORPUS_FILE, SPLIT_DIR, RoundPaths
 from embedft.training import (
+    CandidatePool,
     CardFacts,
     TrainingCurves,
     build_training_set,
@@ -58,7 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     training = build_training_set(settings, paths.negatives, min_group_size=settings.batch_size)
     if warning := score_warning(training):
         print(f"train: warning: {warning}")
-    dev = load_dev_set(SPLIT_DIR, CORPUS_FILE, settings.dev_max_documents, base.seed)
+    pool = (CandidatePool(BASE_EMBEDDINGS_DIR, base, machine, settings.dev_pool_k, params.bm25)
+            if settings.dev_pool == "candidates" else None)
+    dev = load_dev_set(SPLIT_DIR, CORPUS_FILE, settings.dev_max_documents, base.seed, pool)
     if dev is None:
         print("train: the dev split has no judged query: no dev evaluation, early stopping or best-checkpoint choice")
     curves = TrainingCurves(paths.checkpoints / "dvclive")
@@ -69,7 +72,8 @@ def main(argv: list[str] | None = None) -> None:
         save_outputs(model, report, facts, curves, paths)
         shutil.rmtree(paths.checkpoints, ignore_errors=True)
         dev = report.get("dev") or {}
-        best = f"; dev nDCG@10 {dev['base']['ndcg@10']:.4f} (base) -> {dev['best']['ndcg@10']:.4f} (step {dev['best_step']})" \
+        best = (f"; dev nDCG@10 {dev['base']['ndcg@10']:.4f} (base) -> {dev['best']['ndcg@10']:.4f} (step {dev['best_step']}) "
+                f"over {dev['documents']} of {dev['corpus_documents']} documents ({dev['searched']})") \
             if dev.get("base") and dev.get("best") else ""
         print(f"train: {report['steps']} steps on {report['pairs']} pairs, loss {report['train_loss']:.4f}{best}; "
               f"{report['pairs_per_second']:.2f} pairs/s on {report['device']} (run log: {paths.train_log})")

@@ -43,10 +43,11 @@ def test_params_yaml_train_section_is_valid_and_complete():
     assert load_params(TEMPLATE_ROOT / "params.yaml").train.loss == "MultipleNegativesRankingLoss"
 
 
-def test_dvc_yaml_train_reads_the_base_and_train_sections_whole():
+def test_dvc_yaml_train_reads_the_base_bm25_and_train_sections_whole():
     stage = yaml.safe_load((TEMPLATE_ROOT / "dvc.yaml").read_text())["stages"]["train"]
-    assert stage["params"] == ["base", "train"]  # resuming is a machine setting, so every train key decides the result
-    assert {"stages/train.py", "embedft/training"} <= set(stage["deps"])
+    # resuming is a machine setting, so every train key decides the result; bm25 draws the dev candidate pool
+    assert stage["params"] == ["base", "bm25", "train"]
+    assert {"stages/train.py", "embedft/training", "data/embeddings/base"} <= set(stage["deps"])
 
 
 def test_matryoshka_weights_must_match_dims(tmp_path):

@@ -19,10 +19,11 @@ from train_fixtures import mined_rows, scored_rows, write_jsonl, write_project
 
 import embedft.training.fine_tuning
 import stages.train
-from embedft.config import BaseParams, LoraParams, MachineSettings, TrainParams
+from embedft.config import BaseParams, Bm25Params, LoraParams, MachineSettings, TrainParams
 from embedft.core.artifacts import SCORED_FILE, round_paths
 from embedft.core.errors import PipelineError
 from embedft.encoding.models import load_model
+from embedft.training import CandidatePool
 from embedft.training.data import build_training_set
 from embedft.training.fine_tuning import fine_tune
 from embedft.training.monitor import TrainingCurves, dev_evaluator, dev_metrics, load_dev_set
@@ -79,6 +80,23 @@ def test_fine_tune_keeps_the_best_dev_checkpoint_and_reports(tiny_model_path, tm
     assert [int(line.split("\t")[0]) for line in dev_table[1:]] == [0, 3, 6, 9, 12]
 
 
+def test_fine_tune_evaluates_on_the_candidate_pool(tiny_model_path, tmp_path):
+    project = write_project(tmp_path, tiny_model_path)
+    base = BaseParams(model=str(tiny_model_path), seed=0, max_seq_length=32)
+    train = settings(max_steps=6, early_stopping_patience=0)
+    training = build_training_set(train, project / "data" / "negatives", min_group_size=train.batch_size)
+    pool = CandidatePool(project / "data" / "embeddings" / "base", base, MACHINE, 1, Bm25Params())
+    dev = load_dev_set(project / "data" / "split", project / "data" / "corpus" / "corpus.jsonl", 0, base.seed, pool)
+
+    model, report, _ = fine_tune(training, dev, base, train, MACHINE, tmp_path / "checkpoints")
+
+    assert report["steps"] == 6 and report["dev"]["searched"] == "candidates"
+    assert report["dev"]["queries"] == 4 and report["dev"]["documents"] == len(dev.documents) < 12
+    assert report["dev"]["best_step"] in (3, 6) and set(report["dev"]["base"]) == {"ndcg@10", "mrr@10", "recall@10", "map@100"}
+    # The model kept is the best evaluation on the pool.
+    assert dev_metrics(dev_evaluator(dev, base, MACHINE)(model), prefix="") == pytest.approx(report["dev"]["best"], abs=1e-6)
+
+
 def two_steps(model_path: Path, folder: Path, **changes) -> tuple[SentenceTransformer, dict, str]:
     """Two optimizer steps on mined rows with 1 and 2 negatives (and scored rows with 2): (model, report, loss as built)."""
     write_jsonl(folder / "negatives.jsonl", mined_rows(24, negatives=(1, 2)))
@@ -88,7 +106,22 @@ def two_steps(model_path: Path, folder: Path, **changes) -> tuple[SentenceTransf
     training = build_training_set(train, folder, train.batch_size)
     model, report, facts = fine_tune(training, None, BaseParams(model=str(model_path), seed=0), train, machine, folder / "checkpoints")
     assert report["steps"] == 2 and np.isfinite(report["train_loss"]) and "dev" not in report
+    # Without a dev split nothing is chosen from checkpoints: the last step writes none (eval_steps 3 wrote none before).
+    assert not list((folder / "checkpoints").glob("checkpoint-*"))
     return model, report, facts.loss
+
+
+def test_a_run_without_dev_split_logs_its_last_step_and_writes_no_last_checkpoint(tiny_model_path, tmp_path):
+    write_jsonl(tmp_path / "negatives.jsonl", mined_rows(24))
+    train = settings(max_steps=5, logging_steps=4, eval_steps=100)
+    training = build_training_set(train, tmp_path, train.batch_size)
+    curves = TrainingCurves(tmp_path / "checkpoints" / "dvclive")
+
+    fine_tune(training, None, BaseParams(model=str(tiny_model_path), seed=0), train, MACHINE, tmp_path / "checkpoints", curves)
+
+    assert not list((tmp_path / "checkpoints").glob("checkpoint-*"))
+    curves.publish(tmp_path / "plots")
+    assert [int(line.split("\t")[0]) for line in (tmp_path / "plots" / "loss.tsv").read_text().splitlines()[1:]] == [1, 4, 5]
 
 
 @pytest.fixture(scope="module")

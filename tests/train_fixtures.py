@@ -37,10 +37,23 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def write_base_embeddings(root: Path, model_path: Path, max_seq_length: int = 32) -> None:
+    """``data/embeddings/base`` as `embed_corpus` writes it, with ``model_path`` as the base model (the dev pool's)."""
+    from embedft.config import BaseParams
+    from embedft.core import read_corpus
+    from embedft.encoding import corpus_embeddings, load_model, save_embeddings
+
+    base = BaseParams(model=str(model_path), max_seq_length=max_seq_length)
+    model = load_model(str(model_path), "cpu", max_seq_length)
+    corpus = read_corpus(root / "data" / "corpus" / "corpus.jsonl")
+    save_embeddings(root / "data" / "embeddings" / "base", corpus_embeddings(model, base.model, corpus, base))
+
+
 def write_project(root: Path, model_path: Path, train: dict | None = None, rows: list[dict] | None = None,
                   dev_queries: int = 4, negatives_dir: str = "data/negatives", machine: dict | None = None) -> Path:
     """A folder laid out like the template after `mine_negatives`: corpus, dev split, negatives and params.yaml."""
     write_jsonl(root / "data" / "corpus" / "corpus.jsonl", [{"_id": t, "title": t, "text": x} for t, x in TINY_DOCS])
+    write_base_embeddings(root, model_path)
     dev = root / "data" / "split" / "dev"
     write_jsonl(dev / "queries.jsonl", [{"_id": f"q{i}", "text": TINY_QUERIES[i]} for i in range(dev_queries)])
     (dev / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\t{TINY_DOCS[i][0]}\t1\n" for i in range(dev_queries)))

@@ -486,10 +486,20 @@ class TrainParams(Section):
     eval_steps: int = Field(
         50, ge=1, description="Evaluate on the dev split and save a checkpoint every this many steps (and at the last)."
     )
+    dev_pool: Literal["candidates", "corpus"] = Field(
+        "candidates",
+        description="What the dev evaluation searches: 'candidates' = each dev query's judged documents plus its top "
+        "dev_pool_k by the base model (data/embeddings/base) and by BM25 (the bm25 params), so its cost follows the dev "
+        "queries, not the corpus; 'corpus' = the corpus (or a subset, see dev_max_documents).",
+    )
+    dev_pool_k: int = Field(
+        50, ge=1, description="dev_pool candidates: documents taken per dev query from each retriever (base model, BM25)."
+    )
     dev_max_documents: int = Field(
         20000, ge=0,
-        description="Dev evaluation searches the corpus, or when it is larger a seeded subset of this many "
-        "documents (every dev-relevant one plus a random draw); 0 = always the whole corpus.",
+        description="At most this many documents in the dev search: with dev_pool corpus a seeded subset of the corpus "
+        "(every dev-relevant one plus a random draw), with candidates the judged ones plus the best-ranked candidates; "
+        "0 = no limit.",
     )
     keep_best: bool = Field(True, description="Output the checkpoint with the best dev nDCG@10 instead of the last.")
     early_stopping_patience: int = Field(

@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from embedft.config import BaseParams, TrainParams
@@ -21,12 +22,15 @@ RUN_FILE = "run.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
-def run_fingerprint(base: BaseParams, settings: TrainParams, inputs: list[Path]) -> str:
-    """SHA-256 of what decides the training run: the `base` and `train` params and the bytes of every input file
-    that exists (the machine settings and the trackers of `train.report_to` are left out: they change no result)."""
+def run_fingerprint(base: BaseParams, settings: TrainParams, inputs: list[Path], dev_documents: Sequence[str] = ()) -> str:
+    """SHA-256 of what decides the training run: the `base` and `train` params, the bytes of every input file
+    that exists and the ids of the documents the dev evaluation searches (they pick the best checkpoint; a
+    candidate pool also follows the base embeddings and the `bm25` params). The machine settings and the trackers
+    of `train.report_to` are left out: they change no result."""
     digest = hashlib.sha256()
     params = {"base": base.model_dump(), "train": settings.model_dump(exclude={"report_to"})}
     digest.update(json.dumps(params, sort_keys=True).encode())
+    digest.update(json.dumps(sorted(dev_documents)).encode())
     for path in inputs:
         digest.update(str(path).encode())
         if Path(path).is_file():

@@ -104,7 +104,7 @@ def fine_tune(
         logger.info("LoRA adapters: %s trainable parameters of %s", f"{trainable:,}", f"{total:,}")
     loss = build_loss(model, settings, machine, guide, world)
     evaluator = dev_evaluator(dev, base, machine) if dev else None
-    fingerprint = run_fingerprint(base, settings, [training.source_file, *inputs])
+    fingerprint = run_fingerprint(base, settings, [training.source_file, *inputs], sorted(dev.documents) if dev else ())
     start = resume_point(checkpoints, fingerprint, machine.resume)
     main_process = distributed.is_main_process()
     if main_process:

@@ -2,9 +2,12 @@
 
 The dev evaluation is sentence-transformers' InformationRetrievalEvaluator: the dev queries (with the query
 prompt) against the corpus (with the document prompt), cosine similarity, binary relevance (any grade above
-0 is relevant). On a corpus larger than `train.dev_max_documents` it searches a seeded subset: every document
-relevant to a dev query plus a random draw of the others. Its numbers pick the checkpoint and drive early
-stopping; they are not the test-split numbers of `evaluate`, which searches the whole corpus with graded qrels.
+0 is relevant). With `train.dev_pool: candidates` it searches a candidate pool (:mod:`embedft.training.dev_pool`:
+each dev query's judged documents and its top documents by the base model and BM25), so its cost follows the
+dev queries rather than the corpus; with `corpus` it searches the corpus, or on a corpus larger than
+`train.dev_max_documents` a seeded subset: every document relevant to a dev query plus a random draw of the
+others. Its numbers pick the checkpoint and drive early stopping; they are not the test-split numbers of
+`evaluate`, which searches the whole corpus with graded qrels.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from transformers import TrainerCallback
 
 from embedft.config import BaseParams, MachineSettings
 from embedft.core import PipelineError, atomic_path, read_corpus, read_split, relevant
+from embedft.training.dev_pool import CandidatePool
 
 DEV_NAME = "dev"
 DEV_METRICS = {"ndcg@10": "cosine_ndcg@10", "mrr@10": "cosine_mrr@10", "recall@10": "cosine_recall@10", "map@100": "cosine_map@100"}
@@ -46,24 +50,29 @@ class DevSet:
     Attributes:
         queries: query id -> text, only queries with at least one relevant document.
         relevant_docs: query id -> ids of its relevant documents.
-        documents: document id -> text (title and text), the corpus or its seeded subset.
+        documents: document id -> text (title and text): the candidate pool, the corpus or its seeded subset.
         corpus_documents: documents in the whole corpus.
+        searched: which documents those are: ``candidates`` (the pool), ``corpus`` or ``subset``.
     """
 
     queries: dict[str, str]
     relevant_docs: dict[str, set[str]]
     documents: dict[str, str]
     corpus_documents: int
+    searched: str = "corpus"
 
 
-def load_dev_set(split_dir: Path, corpus_file: Path, max_documents: int, seed: int) -> DevSet | None:
+def load_dev_set(split_dir: Path, corpus_file: Path, max_documents: int, seed: int,
+                 pool: CandidatePool | None = None) -> DevSet | None:
     """The dev split as an IR task, or None when it has no judged query.
 
     Args:
         split_dir: folder written by `split` (its ``dev/`` is read).
         corpus_file: the canonical corpus.
-        max_documents: search at most this many documents (relevant ones always kept); 0 = the whole corpus.
+        max_documents: search at most this many documents (relevant ones always kept): a seeded subset of the
+            corpus, or the best-ranked part of ``pool``; 0 = no limit.
         seed: seeds the draw of the subset.
+        pool: search this candidate pool instead of the corpus.
     """
     queries, qrels = read_split(split_dir / "dev")
     judged = relevant(qrels)
@@ -74,13 +83,19 @@ def load_dev_set(split_dir: Path, corpus_file: Path, max_documents: int, seed: i
     relevant_docs = {q: docs for q, docs in relevant_docs.items() if docs}
     if not relevant_docs:
         return None
-    keep = set(corpus)
-    if max_documents and len(corpus) > max_documents:
+    dev_queries = {q: queries[q] for q in sorted(relevant_docs)}
+    keep, searched = set(corpus), "corpus"
+    if pool is not None:
+        # Judged documents of any grade: a grade-0 judgement is a near miss someone looked at, a fair distractor.
+        judged_docs = {q: {d for d in qrels[q] if d in corpus} for q in dev_queries}
+        keep, searched = pool.documents(dev_queries, judged_docs, corpus, max_documents), "candidates"
+    elif max_documents and len(corpus) > max_documents:
         needed = set().union(*relevant_docs.values())
         others = sorted(set(corpus) - needed)
         keep = needed | set(random.Random(seed).sample(others, max(0, min(len(others), max_documents - len(needed)))))
+        searched = "subset"
     documents = {doc_id: document.full_text for doc_id, document in corpus.items() if doc_id in keep}
-    return DevSet({q: queries[q] for q in sorted(relevant_docs)}, relevant_docs, documents, len(corpus))
+    return DevSet(dev_queries, relevant_docs, documents, len(corpus), searched)
 
 
 class DevEvaluator(InformationRetrievalEvaluator):
@@ -224,13 +239,22 @@ class LogAtCheckpoints(TrainerCallback):
 
 
 class EvaluateAtLastStep(TrainerCallback):
-    """Evaluate and checkpoint at the last step too, so the final model is measured and can be chosen as best
-    (without a dev split there is nothing to do: the stage saves the final model itself)."""
+    """Evaluate and checkpoint at the last step too, so the final model is measured and can be chosen as best.
+
+    Without a dev split no checkpoint is chosen and the stage saves the final model itself, so the checkpoint the
+    trainer writes at the last step (weights, optimizer and scheduler: seconds on a CPU, and most of a short GPU
+    run's overhead over the plain recipe) is skipped; the loss is still logged there, as
+    :class:`LogAtCheckpoints` would at a checkpoint, so the curves end at the last step either way.
+    """
 
     def __init__(self, evaluate: bool):
         self.evaluate = evaluate
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.evaluate and state.global_step >= state.max_steps:
-            control.should_save = control.should_evaluate = True
+        if state.global_step >= state.max_steps:
+            if self.evaluate:
+                control.should_save = control.should_evaluate = True
+            else:
+                control.should_log = control.should_log or control.should_save
+                control.should_save = False
         return control

@@ -26,7 +26,8 @@ def dev_report(dev: DevSet, state: TrainerState, base_dev: dict[str, float] | No
     """Dev metrics of the base model, of the best evaluation and of the last, with their steps."""
     best_step = state.best_global_step or state.global_step
     report = {
-        "queries": len(dev.queries), "documents": len(dev.documents), "corpus_documents": dev.corpus_documents,
+        "queries": len(dev.queries), "documents": len(dev.documents), "searched": dev.searched,
+        "corpus_documents": dev.corpus_documents,
         "best": dev_history(state.log_history, best_step), "best_step": best_step,
         "final": dev_history(state.log_history, None), "final_step": state.global_step,
     }
