@@ -151,7 +151,8 @@ def test_first_repro_runs_every_stage_and_writes_metrics(repo: Path, reproduced_
     assert json.loads((repo / "logs" / "synthesize.json").read_text())["llm"]["requests"] == 0
     review = (repo / "reviews" / "synthesize.md").read_text()
     assert "## Kept" in review and "## Dropped" in review
-    assert json.loads((repo / "reports" / "ingest.json").read_text()) == {"documents": 12}
+    ingested = json.loads((repo / "reports" / "ingest.json").read_text())
+    assert ingested["documents"] == 12 and set(ingested) == {"documents", "markup"}  # a corpus.jsonl: markup counted only
     negatives = [json.loads(line) for line in (repo / "data" / "negatives" / "negatives.jsonl").read_text().splitlines()]
     assert negatives and all({"anchor", "positive", "negative_1"} <= set(row) for row in negatives)
 
@@ -236,8 +237,9 @@ def test_metrics_diff_shows_changes_between_runs(repo: Path) -> None:
     run(["git", "commit", "-q", "-m", "first run"], repo)
     set_params(repo, {"base": {"max_seq_length": 24}, "train": {"learning_rate": 1e-3}})
     result = run(["dvc", "repro"], repo)
-    # synthesize reads the base model (its round-trip filter), so it reruns too
-    assert stages_run(result.stdout) == ["embed_corpus", "synthesize", "mine_negatives", "train", "embed_finetuned", "tune_hybrid",
+    # ingest sizes passages by base.max_seq_length and synthesize reads the base model (its round-trip filter):
+    # both rerun too
+    assert stages_run(result.stdout) == ["ingest", "embed_corpus", "synthesize", "mine_negatives", "train", "embed_finetuned", "tune_hybrid",
                                          "evaluate", "truncate_eval"]
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
     changed = diff["metrics/evaluate.json"]
