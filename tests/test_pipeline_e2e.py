@@ -239,7 +239,8 @@ def test_metrics_diff_shows_changes_between_runs(repo: Path) -> None:
     result = run(["dvc", "repro"], repo)
     # ingest sizes passages by base.max_seq_length and synthesize reads the base model (its round-trip filter):
     # both rerun too
-    assert stages_run(result.stdout) == ["ingest", "embed_corpus", "synthesize", "mine_negatives", "train", "embed_finetuned", "tune_hybrid",
+    assert stages_run(result.stdout) == ["ingest", "embed_corpus", "synthesize", "mine_negatives", "train", "embed_finetuned",
+                                         "tune_hybrid",
                                          "evaluate", "truncate_eval"]
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
     changed = diff["metrics/evaluate.json"]
