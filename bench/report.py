@@ -32,6 +32,9 @@ CONFIG_LABELS = {
     "default": "template default pipeline",
     "in_batch_only": "template default, in-batch negatives only (no mined negatives)",
     "corpus_only": "template, corpus-only (no labelled queries)",
+    "seq256": "template default, train.max_seq_length 256",
+    "hardness": "template default, hardness weighting (hard_negatives, strength 5)",
+    "bidirectional": "template default, query->doc and doc->query terms",
 }
 TRAIN_RECIPES = {
     "plain": "plain sentence-transformers recipe (MNRL on (anchor, positive), default batch sampler, no Matryoshka)",

@@ -58,6 +58,13 @@ CONFIGS: dict[str, dict] = {
     "in_batch_only": {"mine_negatives": {"num_negatives": 0}},
     # No labelled queries used for training: pairs from the corpus structure only.
     "corpus_only": {"synthesize": {"labelled": False}},
+    # Options of issue 15, each one change against `default` (docs/training.md says what each does).
+    # Training on more of each abstract: 256 tokens instead of 128 (about twice the training time).
+    "seq256": {"train": {"max_seq_length": 256}},
+    # Hardness weighting of the mined negatives (EmbeddingGemma's setting).
+    "hardness": {"train": {"hardness_mode": "hard_negatives", "hardness_strength": 5.0}},
+    # GTE-style bidirectional terms: query->doc and doc->query in one softmax.
+    "bidirectional": {"train": {"directions": ["query_to_doc", "doc_to_query"]}},
 }
 
 
