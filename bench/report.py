@@ -301,6 +301,47 @@ def run_list(runs: dict[str, dict]) -> list[str]:
     return lines
 
 
+OPTION_CONFIGS = ("seq256", "hardness", "bidirectional")
+"""The configurations that each change one training option against `default` (issue 15's side-by-side table)."""
+
+
+def options_section(runs: dict[str, dict], dataset: str) -> list[str]:
+    """Each training option against the default on the same code: the fine-tuned model's and the shipped system's
+    nDCG@10 with the paired interval against the default's, the whole run's and the train stage's wall time, and
+    whether the interval says it helps."""
+    default = runs.get("default")
+    options = [name for name in OPTION_CONFIGS if name in runs]
+    lines = [f"## Training options against the default ({dataset})", "",
+             "Each configuration changes one thing in `default` (its override is in the commands above). A default "
+             "changes only where the fine-tuned model's interval against `default` lies above zero and the sample "
+             "does not get worse. Shipped: the system evaluate recommends, scored against `default`'s shipped system.", ""]
+    if default is None or not options:
+        missing = " ".join(name for name in OPTION_CONFIGS if name not in runs)
+        folder = default["dataset"] if default else "<BEIR folder>"
+        return lines + [f"Not run yet: `python bench/run_pipeline.py --dataset {folder} --configs {missing}`."]
+    rows = []
+    for name in options:
+        run = runs[name]
+        tuned = finetuned_comparison(run, default)
+        shipped, default_shipped = run["evaluate"]["shipped"]["system"], default["evaluate"]["shipped"]["system"]
+        shipped_c = paired(run["per_query"][shipped]["ndcg@10"], default["per_query"][default_shipped]["ndcg@10"])
+        helps = "yes" if tuned["ci_low"] > 0 else ("worse" if tuned["ci_high"] < 0 else "no (interval includes zero)")
+        rows.append([CONFIG_LABELS.get(name, name), cell(run["evaluate"]["finetuned"]["ndcg@10"], tuned),
+                     f"{shipped}: " + cell(run["evaluate"]["shipped"]["test_ndcg@10"], shipped_c),
+                     f"{run['total_wall_s'] / 60:.1f} min ({run['total_wall_s'] / default['total_wall_s']:.2f}×)",
+                     f"{run['stages']['train']['wall_s'] / 60:.1f} min "
+                     f"({run['stages']['train']['wall_s'] / default['stages']['train']['wall_s']:.2f}×)", helps])
+    reference = ["template default (reference)", f"{default['evaluate']['finetuned']['ndcg@10']:.4f}",
+                 f"{default['evaluate']['shipped']['system']}: {default['evaluate']['shipped']['test_ndcg@10']:.4f}",
+                 f"{default['total_wall_s'] / 60:.1f} min", f"{default['stages']['train']['wall_s'] / 60:.1f} min", "—"]
+    lines += table(["configuration", "fine-tuned nDCG@10 (− default, 95% CI)", "shipped nDCG@10 (− default's, 95% CI)",
+                    "whole pipeline (× default)", "train stage (× default)", "helps?"], [reference, *rows])
+    missing = [name for name in OPTION_CONFIGS if name not in runs]
+    if missing:
+        lines += ["", "Not run yet: " + ", ".join(f"`{name}`" for name in missing) + "."]
+    return lines
+
+
 def hard_negatives_section(runs: dict[str, dict], dataset: str) -> list[str]:
     """What mined hard negatives add over in-batch negatives alone, and the false-negative audit of the mining."""
     lines = [f"## Hard negatives: mined vs in-batch only ({dataset})", "",
@@ -808,7 +849,8 @@ def main() -> None:
     if (sample := load("sample_repro.json")) is not None:
         lines += sample_section(sample) + [""]
     for dataset, runs in sorted(pipeline_runs().items()):
-        lines += quality_section(runs, dataset) + [""] + hard_negatives_section(runs, dataset) + [""] + speed_section(runs) + [""]
+        lines += quality_section(runs, dataset) + [""] + options_section(runs, dataset) + [""]
+        lines += hard_negatives_section(runs, dataset) + [""] + speed_section(runs) + [""]
     for names, section in SECTIONS:
         results = [load(name) for name in names]
         if any(result is not None for result in results):

@@ -1,10 +1,19 @@
 """Shared fixtures: a tiny BERT sentence-transformers model built offline, a tiny BEIR dataset, and a template
-copy after its first `dvc repro` (shared by the end-to-end and plot tests, so the pipeline runs once)."""
+copy after its first `dvc repro`.
+
+The model and the reproduced template are built once per test session, not once per pytest-xdist worker: the
+first worker to ask builds them in a folder every worker sees, under a file lock, and the others wait and reuse
+them. The reproduced template (`pristine_pipeline`) is never changed; a test that changes anything works on a
+copy of it (git history and DVC cache included), which takes a second instead of a full `dvc repro`.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
-from collections.abc import Iterator
+import os
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -79,10 +88,31 @@ def machine_cache_dir(tmp_path_factory) -> Iterator[Path]:
         yield folder
 
 
+def session_folder(tmp_path_factory) -> Path:
+    """A folder of this test session that every pytest-xdist worker sees: the parent of the workers' own base
+    folders (each worker's base folder is the session's folder itself when xdist is not used)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def built_once(folder: Path, build: Callable[[Path], None]) -> Path:
+    """``folder``, built by ``build(folder)`` unless a worker already built it, under a lock beside it so that
+    a second worker waits for the first instead of building it again. A build that failed is tried afresh."""
+    done = folder.with_name(folder.name + ".done")
+    with open(folder.with_name(folder.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     """Path of a tiny sentence-transformers model (64-dim), built once per test session."""
-    return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+    return built_once(session_folder(tmp_path_factory) / "tiny_model", build_tiny_model) / "model"
 
 
 @pytest.fixture
@@ -103,15 +133,35 @@ def snapshot_outputs(repo: Path) -> dict[str, bytes]:
     return files
 
 
-@pytest.fixture(scope="session")
-def reproduced_pipeline(tmp_path_factory, tiny_model_path) -> tuple[Path, str, dict[str, bytes]]:
-    """A template copy with the tiny model and data after one `dvc repro`, that run's stdout, and a snapshot of
-    the outputs it wrote (taken before any test changes anything).
+def skip_dvc_tmp(folder: str, names: list[str]) -> list[str]:
+    """Leave out .dvc/tmp (locks, the experiment queue, DVC's updater state): it belongs to the original."""
+    return ["tmp"] if Path(folder).name == ".dvc" else []
 
-    Shared by the session: tests may change params and reproduce again, but must leave it reproducible.
-    """
+
+def copy_project(reproduced: Path, destination: Path) -> Path:
+    """A private copy of a reproduced project, with its git history and DVC cache: up to date as it was."""
+    shutil.copytree(reproduced, destination, ignore=skip_dvc_tmp, symlinks=True)
+    return destination
+
+
+@pytest.fixture(scope="session")
+def pristine_pipeline(tmp_path_factory, tiny_model_path) -> tuple[Path, str, dict[str, bytes]]:
+    """A template copy with the tiny model and data after one `dvc repro`, that run's stdout, and a snapshot of
+    the outputs it wrote. Built once for the whole session and never changed: copy it (`copy_project`) to change
+    anything, or even to run `dvc` in it."""
     from test_pipeline_e2e import make_template_copy, run
 
-    repo = make_template_copy(tmp_path_factory.mktemp("e2e") / "project", tiny_model_path)
-    stdout = run(["dvc", "repro"], repo).stdout
-    return repo, stdout, snapshot_outputs(repo)
+    def reproduce(folder: Path) -> None:
+        repo = make_template_copy(folder / "project", tiny_model_path)
+        (folder / "stdout.txt").write_text(run(["dvc", "repro"], repo).stdout, encoding="utf-8")
+
+    folder = built_once(session_folder(tmp_path_factory) / "pristine_pipeline", reproduce)
+    return folder / "project", (folder / "stdout.txt").read_text(encoding="utf-8"), snapshot_outputs(folder / "project")
+
+
+@pytest.fixture(scope="session")
+def reproduced_pipeline(pristine_pipeline, tmp_path_factory) -> tuple[Path, str, dict[str, bytes]]:
+    """This worker's copy of `pristine_pipeline`, shared by the end-to-end and plot tests: they may change params
+    and reproduce again, but must leave it reproducible."""
+    pristine, stdout, snapshot = pristine_pipeline
+    return copy_project(pristine, tmp_path_factory.mktemp("e2e") / "project"), stdout, snapshot

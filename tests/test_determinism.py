@@ -14,8 +14,8 @@ from test_pipeline_e2e import make_template_copy, run
 
 pytestmark = pytest.mark.slow  # runs the pipeline with DVC twice
 
-def test_a_second_run_from_scratch_writes_identical_bytes(reproduced_pipeline, tmp_path: Path, tiny_model_path: Path) -> None:
-    _, _, first = reproduced_pipeline
+def test_a_second_run_from_scratch_writes_identical_bytes(pristine_pipeline, tmp_path: Path, tiny_model_path: Path) -> None:
+    _, _, first = pristine_pipeline
     repo = make_template_copy(tmp_path / "again", tiny_model_path)
     run(["dvc", "repro"], repo)
     second = snapshot_outputs(repo)

@@ -40,10 +40,10 @@ def wait_for_queue(project: Path, names: list[str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def sweep(reproduced_pipeline, tmp_path_factory) -> tuple[Path, list[str], tuple[float, float]]:
+def sweep(pristine_pipeline, tmp_path_factory) -> tuple[Path, list[str], tuple[float, float]]:
     """A committed project after a queued two-point learning-rate sweep ran to the end; the experiments' names
-    and their learning rates (half and twice the baseline's, which depends on the tests that ran before)."""
-    project = committed_copy(reproduced_pipeline[0], tmp_path_factory.mktemp("experiments") / "project")
+    and their learning rates (half and twice the template's)."""
+    project = committed_copy(pristine_pipeline[0], tmp_path_factory.mktemp("experiments") / "project")
     baseline = yaml.safe_load((project / "params.yaml").read_text())["train"]["learning_rate"]
     rates = (float(f"{baseline / 2:.3g}"), float(f"{baseline * 2:.3g}"))
     values = ",".join(str(rate) for rate in rates)

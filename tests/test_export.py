@@ -128,8 +128,8 @@ def test_unknown_export_format_names_the_key(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_export_stage_is_off_by_default_and_runs_alone_when_enabled(reproduced_pipeline, tmp_path: Path) -> None:
-    project = committed_copy(reproduced_pipeline[0], tmp_path / "project")
+def test_export_stage_is_off_by_default_and_runs_alone_when_enabled(pristine_pipeline, tmp_path: Path) -> None:
+    project = committed_copy(pristine_pipeline[0], tmp_path / "project")
     assert "export" not in run(["dvc", "stage", "list"], project).stdout
     set_params(project, {"export": {"formats": ["onnx"]}})
     first = run(["dvc", "repro"], project).stdout

@@ -6,6 +6,9 @@ those: their names contain ``.tmp-``), writes a marker, and waits; the test then
 process group. Afterwards no output may hold anything ``dvc.lock`` does not record (DVC deletes a stage's
 outputs before running it, so "deleted" is expected; "modified" would be a half-written one), `dvc status` must
 show the stage as changed, and the next `dvc repro` must complete and leave the workspace up to date.
+
+Each stage gets one signal, SIGTERM and SIGKILL in turn, so that both reach stages that write files, arrays and
+models; what a signal does is the same in every stage (the handler and the temporaries are shared code).
 """
 
 from __future__ import annotations
@@ -20,17 +23,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_pipeline_e2e import make_template_copy, run, set_params
+from conftest import copy_project
+from test_pipeline_e2e import run, set_params
 
 pytestmark = pytest.mark.slow  # kills DVC stages
 
-# stage -> a params change that makes that stage (and those after it) rerun
+# stage -> a params change that makes that stage (and those after it) rerun, and the signal it is stopped with
 HEAVY_STAGES = {
-    "embed_corpus": {"base": {"document_prompt": "passage: "}},
-    "synthesize": {"synthesize": {"review": {"kept": 7}}},
-    "mine_negatives": {"mine_negatives": {"range_max": 5}},
-    "train": {"train": {"learning_rate": 1e-4}},
-    "evaluate": {"evaluate": {"bootstrap_resamples": 300}},
+    "embed_corpus": ({"base": {"document_prompt": "passage: "}}, signal.SIGKILL),
+    "synthesize": ({"synthesize": {"review": {"kept": 7}}}, signal.SIGTERM),
+    "mine_negatives": ({"mine_negatives": {"range_max": 5}}, signal.SIGKILL),
+    "train": ({"train": {"learning_rate": 1e-4}}, signal.SIGTERM),
+    "evaluate": ({"evaluate": {"bootstrap_resamples": 300}}, signal.SIGKILL),
 }
 
 PAUSE_BEFORE_RENAME = '''
@@ -47,9 +51,8 @@ os.replace = _paused_replace
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, tiny_model_path) -> Path:
-    repo = make_template_copy(tmp_path_factory.mktemp("interrupt") / "project", tiny_model_path)
-    run(["dvc", "repro"], repo)
+def project(tmp_path_factory, pristine_pipeline) -> Path:
+    repo = copy_project(pristine_pipeline[0], tmp_path_factory.mktemp("interrupt") / "project")
     hook = repo.parent / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(PAUSE_BEFORE_RENAME, encoding="utf-8")
@@ -83,24 +86,23 @@ def stage_outs(repo: Path, stage: str) -> list[str]:
 
 
 def test_killed_stages_leave_no_complete_looking_output_and_the_next_repro_finishes(project: Path) -> None:
-    for stage, change in HEAVY_STAGES.items():
+    for stage, (change, kill_with) in HEAVY_STAGES.items():
         lock_before = (project / "dvc.lock").read_text()
         set_params(project, change)
-        for kill_with in (signal.SIGTERM, signal.SIGKILL):
-            published, stderr = repro_killed_before_rename(project, stage, kill_with)
-            assert (project / "dvc.lock").read_text() == lock_before, stage  # DVC recorded nothing as complete
-            status = json.loads(run(["dvc", "status", "--json", stage], project).stdout)
-            assert stage in status, (stage, kill_with, status)
-            # DVC deletes a stage's outputs before running it; what must never be there is a new, unrecorded one
-            changed_outs = {path: change for entry in status[stage] for path, change in entry.get("changed outs", {}).items()}
-            assert "modified" not in changed_outs.values() and "new" not in changed_outs.values(), (stage, changed_outs)
-            temporaries = list(Path(project, published).parent.glob(f".{Path(published).name}.tmp-*"))
-            if kill_with == signal.SIGTERM:
-                assert "stopped by SIGTERM; no partial output was kept" in stderr, stderr
-                assert temporaries == [], stage
-            else:
-                assert temporaries, stage  # SIGKILL cannot be caught: the next run clears it (checked below)
-            run(["dvc", "checkout", stage], project)  # the last complete outputs come back from the cache
+        published, stderr = repro_killed_before_rename(project, stage, kill_with)
+        assert (project / "dvc.lock").read_text() == lock_before, stage  # DVC recorded nothing as complete
+        status = json.loads(run(["dvc", "status", "--json", stage], project).stdout)
+        assert stage in status, (stage, kill_with, status)
+        # DVC deletes a stage's outputs before running it; what must never be there is a new, unrecorded one
+        changed_outs = {path: change for entry in status[stage] for path, change in entry.get("changed outs", {}).items()}
+        assert "modified" not in changed_outs.values() and "new" not in changed_outs.values(), (stage, changed_outs)
+        temporaries = list(Path(project, published).parent.glob(f".{Path(published).name}.tmp-*"))
+        if kill_with == signal.SIGTERM:
+            assert "stopped by SIGTERM; no partial output was kept" in stderr, stderr
+            assert temporaries == [], stage
+        else:
+            assert temporaries, stage  # SIGKILL cannot be caught: the next run clears it (checked below)
+        run(["dvc", "checkout", stage], project)  # the last complete outputs come back from the cache
     result = run(["dvc", "repro"], project)
     assert [name for name in HEAVY_STAGES if f"Running stage '{name}'" in result.stdout] == list(HEAVY_STAGES)
     assert "up to date" in run(["dvc", "status"], project).stdout

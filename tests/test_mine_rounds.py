@@ -2,7 +2,7 @@
 `embed_finetuned_round@2` and `evaluate_round@2`, which mine with round 1's fine-tuned model (and the corpus
 embeddings `embed_finetuned` stored, not waiting for evaluation), train again and compare, leaving round 1 alone.
 
-Each test works on a private copy of the session's reproduced template (git history and DVC cache included),
+Each test works on a private copy of the session's pristine reproduced template (git history and DVC cache included),
 so the shared fixture stays as it was.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import copy_project
 from test_pipeline_e2e import METRIC_KEYS, run, set_params
 
 pytestmark = pytest.mark.slow  # runs DVC and trains round 2
@@ -27,9 +28,8 @@ def stages_ran(output: str) -> list[str]:
 
 
 @pytest.fixture
-def round_repo(reproduced_pipeline, tmp_path: Path) -> Path:
-    copy = tmp_path / "project"
-    shutil.copytree(reproduced_pipeline[0], copy, symlinks=True)
+def round_repo(pristine_pipeline, tmp_path: Path) -> Path:
+    copy = copy_project(pristine_pipeline[0], tmp_path / "project")
     assert stages_ran(run(["dvc", "repro"], copy).stdout) == []  # round 1 is complete and up to date
     return copy
 

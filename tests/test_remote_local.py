@@ -14,10 +14,10 @@ pytestmark = pytest.mark.slow  # pushes and pulls with DVC
 
 
 @pytest.fixture(scope="module")
-def workspace(reproduced_pipeline, tmp_path_factory) -> Path:
+def workspace(pristine_pipeline, tmp_path_factory) -> Path:
     """A folder holding the project's clones (and, once pushed, the default remote)."""
     folder = tmp_path_factory.mktemp("workstation")
-    committed_copy(reproduced_pipeline[0], folder / "project")
+    committed_copy(pristine_pipeline[0], folder / "project")
     return folder
 
 

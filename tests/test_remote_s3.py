@@ -60,9 +60,9 @@ def s3_endpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def pushed(reproduced_pipeline, s3_endpoint: str, tmp_path_factory) -> Path:
+def pushed(pristine_pipeline, s3_endpoint: str, tmp_path_factory) -> Path:
     """The reproduced project with an S3 default remote (committed: no secret in it), pushed."""
-    project = committed_copy(reproduced_pipeline[0], tmp_path_factory.mktemp("s3_origin") / "project")
+    project = committed_copy(pristine_pipeline[0], tmp_path_factory.mktemp("s3_origin") / "project")
     run(["dvc", "remote", "add", "--default", "storage", f"s3://{BUCKET}/{PREFIX}"], project)
     run(["dvc", "remote", "modify", "storage", "endpointurl", s3_endpoint], project)
     run(["git", "commit", "-q", "-am", "S3 remote"], project)

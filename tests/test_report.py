@@ -43,8 +43,8 @@ ARTIFACTS = TEMPLATE_ROOT / "tests" / "artifacts"
 
 
 @pytest.fixture(scope="module")
-def project(reproduced_pipeline, tmp_path_factory) -> Path:
-    return committed_copy(reproduced_pipeline[0], tmp_path_factory.mktemp("report") / "project")
+def project(pristine_pipeline, tmp_path_factory) -> Path:
+    return committed_copy(pristine_pipeline[0], tmp_path_factory.mktemp("report") / "project")
 
 
 def edit_json(path: Path, edit) -> None:
@@ -59,7 +59,7 @@ def two_commits(project: Path) -> dict:
     """The report of the first commit against itself, then a second commit with other params and metrics
     (committed without `dvc repro`, so its results are stale) and its report against the first."""
     unchanged = run([sys.executable, "-m", "embedft.reporting.pr_report", "--against", "HEAD"], project).stdout
-    # values relative to the copy's: the shared pipeline's params depend on which tests ran before
+    # values relative to the copy's, so that the test does not depend on the template's defaults
     old_rate = yaml.safe_load((project / "params.yaml").read_text())["train"]["learning_rate"]
     set_params(project, {"train": {"learning_rate": old_rate * 3}})
     metrics = json.loads((project / "metrics" / "evaluate.json").read_text())

@@ -1,9 +1,10 @@
 """An API key given in the environment never lands anywhere: not in params, dvc.lock, logs, metrics, review
 files, the model card, the LLM reply cache or DVC's cache.
 
-The whole pipeline runs with the LLM source on, against a real chat-completions server on 127.0.0.1, and the
-key is a sentinel string that no file could contain by chance. Every byte under the project folder and every
-line `dvc repro` printed is searched for it.
+A copy of the reproduced template turns the LLM source on and reruns from synthesize on (every stage that reads
+the LLM settings, and all after them) against a real chat-completions server on 127.0.0.1; the key is a sentinel
+string that no file could contain by chance. Every byte under the project folder and every line `dvc repro`
+printed is searched for it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_pipeline_e2e import make_template_copy, run
+from conftest import copy_project
+from test_pipeline_e2e import run
 
 from embedft.testing.chat_server import ChatServer
 
@@ -36,8 +38,8 @@ def files_containing(folder: Path, secret: bytes) -> list[str]:
             if path.is_file() and not path.is_symlink() and secret in path.read_bytes()]
 
 
-def test_the_api_key_appears_in_no_output_log_or_cache(tmp_path: Path, tiny_model_path: Path, monkeypatch) -> None:
-    repo = make_template_copy(tmp_path / "project", tiny_model_path)
+def test_the_api_key_appears_in_no_output_log_or_cache(tmp_path: Path, pristine_pipeline, monkeypatch) -> None:
+    repo = copy_project(pristine_pipeline[0], tmp_path / "project")
     server = ChatServer()
     enable_llm(repo, server.url)
     monkeypatch.setenv("SENTINEL_LLM_KEY", SENTINEL_KEY)
