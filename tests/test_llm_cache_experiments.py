@@ -10,8 +10,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import copy_project
 from test_experiments import wait_for_queue
-from test_pipeline_e2e import make_template_copy, run, set_params
+from test_pipeline_e2e import run, set_params
 
 from embedft.testing.chat_server import ChatServer
 
@@ -25,11 +26,11 @@ def cached_replies(path: Path) -> int:
         return connection.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
 
 
-def test_queued_and_temporary_experiments_reuse_the_cached_replies(tmp_path: Path, tiny_model_path: Path) -> None:
+def test_queued_and_temporary_experiments_reuse_the_cached_replies(tmp_path: Path, pristine_pipeline) -> None:
     server = ChatServer()
     cache_dir = tmp_path / "user-cache"
     environment = {"EMBEDFT_CACHE_DIR": str(cache_dir)}
-    project = make_template_copy(tmp_path / "project", tiny_model_path)
+    project = copy_project(pristine_pipeline[0], tmp_path / "project")
     set_params(project, {"synthesize": {"llm": {"enabled": True, "base_url": server.url, "model": "test-model", "api_key_env": "",
                                                 "max_passages": PASSAGES, "cache": ""}}})
     try:
