@@ -1,10 +1,13 @@
 """Shared fixtures: a tiny BERT sentence-transformers model built offline, a tiny BEIR dataset, and a template
 copy after its first `dvc repro`.
 
-The model and the reproduced template are built once per test session, not once per pytest-xdist worker: the
-first worker to ask builds them in a folder every worker sees, under a file lock, and the others wait and reuse
-them. The reproduced template (`pristine_pipeline`) is never changed; a test that changes anything works on a
-copy of it (git history and DVC cache included), which takes a second instead of a full `dvc repro`.
+The model and the reproduced template are built once per test session, not once per pytest-xdist worker, in a
+folder every worker sees, under a file lock: whoever asks first builds, the others wait and reuse. When the
+collected tests need the template, a background process starts building it right after collection, so that it
+is ready, or nearly, by the time the first such test runs, while the workers run the other tests.
+
+The reproduced template (`pristine_pipeline`) is never changed; a test that changes anything works on a copy of
+it (git history and DVC cache included), which takes a second instead of a full `dvc repro`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ import fcntl
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -109,10 +115,58 @@ def built_once(folder: Path, build: Callable[[Path], None]) -> Path:
     return folder
 
 
+def shared_tiny_model(shared: Path) -> Path:
+    """The session's tiny model in the shared folder ``shared``, built there once."""
+    return built_once(shared / "tiny_model", build_tiny_model) / "model"
+
+
+def shared_pristine_pipeline(shared: Path) -> Path:
+    """The folder of the session's pristine reproduced template in ``shared`` (``project/`` and the `dvc repro`
+    output ``stdout.txt``), built there once."""
+    from test_pipeline_e2e import make_template_copy, run
+
+    model = shared_tiny_model(shared)
+
+    def reproduce(folder: Path) -> None:
+        repo = make_template_copy(folder / "project", model)
+        (folder / "stdout.txt").write_text(run(["dvc", "repro"], repo).stdout, encoding="utf-8")
+
+    return built_once(shared / "pristine_pipeline", reproduce)
+
+
+BACKGROUND_BUILD = "import sys; from pathlib import Path; import conftest; conftest.shared_pristine_pipeline(Path(sys.argv[1]))"
+_background_build: subprocess.Popen | None = None
+
+
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected what will not run
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start building the pristine template in the background when a collected test needs it (on one worker only:
+    every worker collects the same tests). Its output goes to ``pristine_pipeline.log`` beside it; a failed build
+    leaves no ``.done`` marker, so the first test that needs it builds it again and fails with the real error."""
+    global _background_build
+    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0" or config.option.collectonly:
+        return
+    if not any("pristine_pipeline" in item.fixturenames for item in items):
+        return
+    shared = session_folder(session.config._tmp_path_factory)  # the tmp_path_factory fixture's object
+    shared.mkdir(parents=True, exist_ok=True)
+    log = open(shared / "pristine_pipeline.log", "w")
+    environment = dict(os.environ, EMBEDFT_CACHE_DIR=str(shared / "background_machine_cache"))
+    _background_build = subprocess.Popen([sys.executable, "-c", BACKGROUND_BUILD, str(shared)], cwd=Path(__file__).parent,
+                                         env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop a background build that is still running (a session cut short), with the `dvc repro` it started."""
+    if _background_build is not None and _background_build.poll() is None:
+        os.killpg(_background_build.pid, signal.SIGTERM)
+        _background_build.wait()
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     """Path of a tiny sentence-transformers model (64-dim), built once per test session."""
-    return built_once(session_folder(tmp_path_factory) / "tiny_model", build_tiny_model) / "model"
+    return shared_tiny_model(session_folder(tmp_path_factory))
 
 
 @pytest.fixture
@@ -145,17 +199,11 @@ def copy_project(reproduced: Path, destination: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pristine_pipeline(tmp_path_factory, tiny_model_path) -> tuple[Path, str, dict[str, bytes]]:
+def pristine_pipeline(tmp_path_factory) -> tuple[Path, str, dict[str, bytes]]:
     """A template copy with the tiny model and data after one `dvc repro`, that run's stdout, and a snapshot of
     the outputs it wrote. Built once for the whole session and never changed: copy it (`copy_project`) to change
     anything, or even to run `dvc` in it."""
-    from test_pipeline_e2e import make_template_copy, run
-
-    def reproduce(folder: Path) -> None:
-        repo = make_template_copy(folder / "project", tiny_model_path)
-        (folder / "stdout.txt").write_text(run(["dvc", "repro"], repo).stdout, encoding="utf-8")
-
-    folder = built_once(session_folder(tmp_path_factory) / "pristine_pipeline", reproduce)
+    folder = shared_pristine_pipeline(session_folder(tmp_path_factory))
     return folder / "project", (folder / "stdout.txt").read_text(encoding="utf-8"), snapshot_outputs(folder / "project")
 
 
