@@ -150,10 +150,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return
     shared = session_folder(session.config._tmp_path_factory)  # the tmp_path_factory fixture's object
     shared.mkdir(parents=True, exist_ok=True)
-    log = open(shared / "pristine_pipeline.log", "w")
     environment = dict(os.environ, EMBEDFT_CACHE_DIR=str(shared / "background_machine_cache"))
-    _background_build = subprocess.Popen([sys.executable, "-c", BACKGROUND_BUILD, str(shared)], cwd=Path(__file__).parent,
-                                         env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(shared / "pristine_pipeline.log", "w") as log:  # the child keeps its own copy of the descriptor
+        _background_build = subprocess.Popen([sys.executable, "-c", BACKGROUND_BUILD, str(shared)], cwd=Path(__file__).parent,
+                                             env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
